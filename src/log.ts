@@ -1,0 +1,24 @@
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+/** Paths that may hold secrets anywhere in a log record: never printed. */
+export const redactPaths = [
+  'password', '*.password', '*.*.password',
+  'token', '*.token', 'auth', '*.auth',
+  'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
+  'identityToken', '*.identityToken', 'registryToken', '*.registryToken',
+  'secret', '*.secret', 'webhookSecret', '*.webhookSecret',
+];
+
+export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
+  return pino(
+    { level: options.level ?? 'info', redact: { paths: redactPaths, censor: '[redacted]' }, base: undefined },
+    options.destination,
+  );
+}
+
+/** A logger that discards everything, for tests and library callers that pass none. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
