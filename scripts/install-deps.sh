@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what patchd's tests and demo need on a fresh Debian bookworm
+# machine, and nothing when it is all there already (safe to run every time).
+#   system: docker-registry (local registry), skopeo, umoci (independent image
+#           tools for the tests), debootstrap (the bookworm fixture),
+#           apache2-utils (htpasswd for auth tests), xz-utils, ca-certificates, openssl
+#   node:   npm ci (its `prepare` script compiles src/ to dist/), and dist/
+#           rebuilt when src/ is newer, so `npx patchd` runs the current source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl)
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+command -v node >/dev/null || { echo "install-deps: node (>= 20.18.1) is required" >&2; exit 1; }
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' \
+  || { echo "install-deps: node $(node --version) is too old, need >= 20.18.1" >&2; exit 1; }
+
+# npm ci when node_modules is absent or older than the lockfile (npm keeps its
+# own copy of the lockfile it installed from in node_modules/.package-lock.json).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "install-deps: npm ci"
+  npm ci --no-audit --no-fund </dev/null
+  touch dist/.built
+fi
+
+# dist/ is what bin/patchd.js runs: rebuild it when any source or build setting is newer.
+if [ ! -f dist/.built ] || [ -n "$(find src tsconfig.json tsconfig.build.json package-lock.json -newer dist/.built -print -quit)" ]; then
+  echo "install-deps: building dist/ (tsc -p tsconfig.build.json)"
+  npx --no-install tsc -p tsconfig.build.json
+  touch dist/.built
+fi
+
+# `npx patchd` installs this package into npm's npx cache (a link back here)
+# on first use. An earlier attempt whose build failed leaves that cache entry
+# without its package.json, and npx then fails with ENOENT forever: drop such entries.
+npx_cache="$(npm config get cache 2>/dev/null || echo "$HOME/.npm")/_npx"
+if [ -d "$npx_cache" ]; then
+  for entry in "$npx_cache"/*/; do
+    [ -d "$entry" ] && [ ! -f "$entry/package.json" ] && { echo "install-deps: removing broken npx cache entry $entry"; rm -rf "$entry"; }
+  done
+fi
+
+# Make that first `npx patchd` happen here, where a failure is plain to see,
+# rather than inside a test's timeout. (Skipped while the CLI has no source.)
+if [ -f src/main.ts ]; then
+  if ! help=$(npx --yes patchd --help 2>&1 </dev/null); then
+    echo "install-deps: \`npx patchd --help\` fails:" >&2
+    echo "$help" >&2
+    exit 1
+  fi
+fi
+exit 0
