@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
+import { aptUpgradedRoot } from '../harness/oracle.js';
+import { startRegistry, type RunningRegistry } from '../harness/registry.js';
+import { run } from '../harness/tools.js';
+import { compareTrees, volatilePaths } from '../harness/tree-compare.js';
+
+// The spine, end to end with a real oracle: a genuinely outdated bookworm image
+// in a real registry, patched by `npx patchd patch`, unpacked by umoci and
+// compared file by file with the same root upgraded by the real apt-get.
+
+const repoRoot = new URL('../..', import.meta.url).pathname;
+let registry: RunningRegistry;
+let work: string;
+let pushed: { digest: string; layerDigest: string };
+
+before(async () => {
+  registry = await startRegistry();
+  work = await mkdtemp(join(tmpdir(), 'patchd-e2e-'));
+  pushed = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'fixtures/bookworm', tag: 'main' });
+});
+
+after(async () => {
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function skopeoRaw(ref: string): Promise<{ layers: { digest: string }[]; annotations?: Record<string, string> }> {
+  const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+  return JSON.parse(stdout);
+}
+
+test('dry run prints the plan and pushes nothing', async () => {
+  const image = `${registry.host}/fixtures/bookworm:main`;
+  const { stdout } = await run('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--dry-run', '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(stdout, /tzdata 2026b-0\+deb12u1 -> /);
+  assert.match(stdout, /dry run: nothing pushed/);
+  const tags = await run('skopeo', ['list-tags', '--tls-verify=false', `docker://${registry.host}/fixtures/bookworm`]);
+  assert.deepEqual(JSON.parse(tags.stdout).Tags, ['main']);
+});
+
+test('npx patchd patch equals apt-get upgrade, file for file', { timeout: 20 * 60_000 }, async () => {
+  const image = `${registry.host}/fixtures/bookworm:main`;
+  const patch = await run('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(patch.stdout, /patched .* -> .*:main-patched \(sha256:[0-9a-f]{64}\)/);
+
+  // Independent checks: skopeo reads the manifest, umoci unpacks the image.
+  const manifest = await skopeoRaw(`${registry.host}/fixtures/bookworm:main-patched`);
+  assert.equal(manifest.layers.length, 2, 'exactly one layer added');
+  assert.equal(manifest.layers[0]!.digest, pushed.layerDigest, 'original layer unchanged');
+  assert.equal(manifest.annotations?.['org.opencontainers.image.base.digest'], pushed.digest);
+
+  const layout = join(work, 'layout');
+  await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${image}-patched`, `oci:${layout}:patched`]);
+  const bundle = join(work, 'bundle');
+  await run('umoci', ['unpack', '--image', `${layout}:patched`, bundle]);
+
+  const oracle = await aptUpgradedRoot();
+  const differences = await compareTrees(join(bundle, 'rootfs'), oracle.upgradedRoot, { ignore: volatilePaths });
+  assert.deepEqual(differences, [], `patched root differs from apt-get upgrade:\n${differences.slice(0, 40).map((d) => JSON.stringify(d)).join('\n')}`);
+
+  // The upgraded binaries run, and report what apt's result reports.
+  for (const command of [['openssl', 'version'], ['apt-get', '--version']]) {
+    const ours = await run('chroot', [join(bundle, 'rootfs'), ...command]);
+    const apts = await run('chroot', [oracle.upgradedRoot, ...command]);
+    assert.equal(ours.stdout.split('\n')[0], apts.stdout.split('\n')[0]);
+  }
+});
+
+test('patching the patched tag again is refused: patchd never stacks patch layers', async () => {
+  const result = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/bookworm:main-patched`, '--cache-dir', join(work, 'cache')], { cwd: repoRoot, allowFailure: true });
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /ALREADY_PATCHED/);
+});
