@@ -1,0 +1,171 @@
+import { PassThrough, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
+import xzPackage from 'xz-decompress';
+import { DebError } from './errors.js';
+
+const { XzReadableStream } = xzPackage;
+
+/** Control members are small; anything bigger is not a Debian package. */
+const maxControlBytes = 64 * 1024 * 1024;
+
+export interface DebControlMember {
+  readonly name: string; // 'control', 'md5sums', 'postinst', ...
+  readonly mode: number;
+  readonly content: Buffer;
+}
+
+/**
+ * Streams a .deb (an `ar` archive): reads control.tar.* into memory, then hands
+ * the decompressed data.tar stream to `onData` and waits for it to be consumed.
+ * dpkg-deb guarantees control comes before data, so one pass suffices.
+ */
+export async function readDebArchive(
+  input: Readable,
+  onData: (dataTar: Readable, control: ReadonlyMap<string, DebControlMember>) => Promise<void>,
+): Promise<ReadonlyMap<string, DebControlMember>> {
+  const reader = new ByteReader(input);
+  const magic = await reader.read(8);
+  if (magic.toString('latin1') !== '!<arch>\n') throw new DebError('DEB_INVALID', 'not a Debian package: missing ar magic');
+
+  let control: Map<string, DebControlMember> | undefined;
+  let sawData = false;
+  for (;;) {
+    const header = await reader.readOrEnd(60);
+    if (!header) break;
+    if (header.length < 60 || header.toString('latin1', 58, 60) !== '`\n') throw new DebError('DEB_INVALID', 'malformed ar member header');
+    const name = header.toString('latin1', 0, 16).trim().replace(/\/$/, '');
+    const size = Number.parseInt(header.toString('latin1', 48, 58).trim(), 10);
+    if (!Number.isSafeInteger(size) || size < 0) throw new DebError('DEB_INVALID', `bad ar member size for ${name}`);
+
+    if (name.startsWith('control.tar')) {
+      if (size > maxControlBytes) throw new DebError('DEB_INVALID', `control member too large (${size} bytes)`);
+      const raw = await reader.read(size);
+      control = await readControlTar(decompress(name, bufferStream(raw)));
+    } else if (name.startsWith('data.tar')) {
+      if (!control) throw new DebError('DEB_INVALID', 'data.tar comes before control.tar');
+      const body = new PassThrough({ highWaterMark: 1 << 20 });
+      const consumer = onData(decompress(name, body), control);
+      // Surface consumer failures immediately instead of blocking on backpressure.
+      let consumerError: unknown;
+      consumer.catch((error) => { consumerError = error; body.destroy(); });
+      await reader.pipeBytes(size, body, () => consumerError);
+      body.end();
+      await consumer;
+      sawData = true;
+    } else {
+      await reader.skip(size);
+    }
+    if (size % 2 === 1) await reader.skip(1);
+  }
+  if (!control) throw new DebError('DEB_INVALID', 'no control.tar member');
+  if (!sawData) throw new DebError('DEB_INVALID', 'no data.tar member');
+  return control;
+}
+
+function decompress(member: string, input: Readable): Readable {
+  if (member.endsWith('.xz')) {
+    const web = new XzReadableStream(toWeb(input));
+    return fromWeb(web);
+  }
+  if (member.endsWith('.gz')) return input.pipe(createGunzip());
+  if (member === 'control.tar' || member === 'data.tar') return input;
+  throw new DebError('DEB_UNSUPPORTED', `unsupported compression for ${member} (supported: xz, gzip, none)`);
+}
+
+async function readControlTar(stream: Readable): Promise<Map<string, DebControlMember>> {
+  const members = new Map<string, DebControlMember>();
+  const extract = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, entry, next) => {
+      const name = header.name.replace(/^\.\//, '');
+      if (header.type !== 'file' || name.includes('/')) { entry.resume(); entry.on('end', next); return; }
+      const chunks: Buffer[] = [];
+      entry.on('data', (c: Buffer) => chunks.push(c));
+      entry.on('end', () => {
+        members.set(name, { name, mode: (header.mode ?? 0o644) & 0o7777, content: Buffer.concat(chunks) });
+        next();
+      });
+      entry.on('error', reject);
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+    stream.on('error', reject);
+  });
+  stream.pipe(extract);
+  await done;
+  if (!members.has('control')) throw new DebError('DEB_INVALID', 'control.tar has no control file');
+  return members;
+}
+
+function bufferStream(buffer: Buffer): Readable {
+  const s = new PassThrough();
+  s.end(buffer);
+  return s;
+}
+
+// node:stream's web adapters, typed loosely: xz-decompress ships DOM stream types.
+function toWeb(input: Readable): ReadableStream<Uint8Array> {
+  return (PassThrough as unknown as { toWeb(r: Readable): ReadableStream<Uint8Array> }).toWeb(input);
+}
+function fromWeb(web: unknown): Readable {
+  return (PassThrough as unknown as { fromWeb(w: unknown): Readable }).fromWeb(web);
+}
+
+/** Sequential reads over a Readable without loading it whole. */
+class ByteReader {
+  private readonly iterator: AsyncIterator<Buffer>;
+  private pending: Buffer = Buffer.alloc(0);
+  private ended = false;
+
+  constructor(input: Readable) {
+    this.iterator = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  private async fill(): Promise<boolean> {
+    if (this.ended) return false;
+    const { value, done } = await this.iterator.next();
+    if (done) { this.ended = true; return false; }
+    this.pending = this.pending.length ? Buffer.concat([this.pending, value]) : value;
+    return true;
+  }
+
+  async readOrEnd(n: number): Promise<Buffer | undefined> {
+    while (this.pending.length < n) {
+      if (!(await this.fill())) {
+        if (this.pending.length === 0) return undefined;
+        throw new DebError('DEB_INVALID', 'truncated ar archive');
+      }
+    }
+    const out = this.pending.subarray(0, n);
+    this.pending = this.pending.subarray(n);
+    return out;
+  }
+
+  async read(n: number): Promise<Buffer> {
+    const out = await this.readOrEnd(n);
+    if (!out) throw new DebError('DEB_INVALID', 'truncated ar archive');
+    return Buffer.from(out);
+  }
+
+  async skip(n: number): Promise<void> {
+    await this.pipeBytes(n, undefined, () => undefined);
+  }
+
+  /** Moves exactly n bytes into `sink`, honouring its backpressure. */
+  async pipeBytes(n: number, sink: PassThrough | undefined, failed: () => unknown): Promise<void> {
+    let left = n;
+    while (left > 0) {
+      if (this.pending.length === 0 && !(await this.fill())) throw new DebError('DEB_INVALID', 'truncated ar member');
+      const failure = failed();
+      if (failure) throw failure;
+      const take = Math.min(left, this.pending.length);
+      const chunk = this.pending.subarray(0, take);
+      this.pending = this.pending.subarray(take);
+      left -= take;
+      if (sink && !sink.write(chunk)) {
+        await new Promise<void>((resolve) => { sink.once('drain', resolve); sink.once('close', resolve); });
+      }
+    }
+  }
+}

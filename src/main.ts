@@ -1,0 +1,154 @@
+import { readFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Agent } from 'undici';
+import { PatchdError } from './errors.js';
+import { pino } from 'pino';
+import { createLogger, type Logger } from './log.js';
+import { createRegistryClient } from './oci/client.js';
+import { dockerConfigKeychain } from './oci/keychain.js';
+import { parseReference } from './oci/reference.js';
+import { patchImage, type PatchOutcome, type ProgressEvent } from './pipeline.js';
+
+const usage = `patchd — patch container images without rebuilding them
+
+Usage:
+  patchd patch -i REF [-r REPORT] [-t TAG] [--tag-suffix S] [--ignore-errors] [--plain-http] [--dry-run]
+
+Options for patch:
+  -i, --image REF        image to patch (tag or digest)
+  -r, --report FILE      Trivy JSON report; without one, every package the image's
+                         own repositories have a newer version of is patched
+  -t, --tag TAG          tag (or full reference) for the result [default: <tag><suffix>]
+      --tag-suffix S     suffix for the result's tag [default: -patched]
+      --ignore-errors    skip packages that cannot be patched in-process instead of failing
+      --plain-http       speak HTTP, not HTTPS, to the registry (always so for loopback)
+      --dry-run          print the plan, push nothing
+      --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
+      --log-level LEVEL  pino level [default: info]
+  -h, --help             this text
+`;
+
+/** The CLI. The only module that reads process state (argv, env, TTY, exit code). */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(usage);
+    return command ? 0 : 2;
+  }
+  if (command !== 'patch') {
+    process.stderr.write(`patchd: unknown command "${command}"\n\n${usage}`);
+    return 2;
+  }
+
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...rest],
+      options: {
+        image: { type: 'string', short: 'i' },
+        report: { type: 'string', short: 'r' },
+        tag: { type: 'string', short: 't' },
+        'tag-suffix': { type: 'string', default: '-patched' },
+        'ignore-errors': { type: 'boolean', default: false },
+        'plain-http': { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        'cache-dir': { type: 'string' },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    process.stderr.write(`patchd: ${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (values.help) { process.stdout.write(usage); return 0; }
+  if (!values.image) { process.stderr.write(`patchd: -i/--image is required\n\n${usage}`); return 2; }
+
+  const tty = Boolean(process.stderr.isTTY);
+  // On a TTY the progress display talks to the user; logs stay quiet unless asked for.
+  // Logs go to stderr (pino JSON); stdout carries the human summary only.
+  const logger = createLogger({ level: tty && values['log-level'] === 'info' ? 'warn' : values['log-level'], destination: pino.destination({ fd: 2, sync: true }) });
+  const dispatcher = new Agent({ connections: 16 });
+  const cacheDir = values['cache-dir'] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'patchd');
+  const dockerConfig = join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
+  const progress = tty ? new ProgressDisplay() : undefined;
+  try {
+    const image = parseReference(values.image);
+    const report = values.report ? await readReport(values.report) : undefined;
+    const plainHttp = values['plain-http'];
+    const client = createRegistryClient({
+      logger, dispatcher, keychain: dockerConfigKeychain(dockerConfig),
+      ...(plainHttp ? { plainHttp: true } : {}),
+    });
+    const outcome = await patchImage(
+      { client, dispatcher, logger, cacheDir, tmpDir: process.env.TMPDIR ?? tmpdir() },
+      {
+        image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'],
+        ...(report !== undefined ? { report } : {}),
+        ...(values.tag ? { target: values.tag } : {}),
+        ...(progress ? { onProgress: (e: ProgressEvent) => progress.update(e) } : { onProgress: (e: ProgressEvent) => logger.info(e, 'progress') }),
+      },
+    );
+    progress?.done();
+    process.stdout.write(describe(outcome));
+    logger.info({ outcome: { ...outcome, platforms: outcome.platforms.map(({ plan, ...p }) => ({ ...p, packages: plan?.packages.map(({ candidate, ...rest }) => rest) })) } }, 'done');
+    return outcome.platforms.some((p) => p.failed.length > 0) && outcome.status !== 'patched' ? 1 : 0;
+  } catch (error) {
+    progress?.done();
+    return reportError(error, logger);
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+async function readReport(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new PatchdError('REPORT_UNREADABLE', `cannot read report ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function reportError(error: unknown, logger: Logger): number {
+  if (error instanceof PatchdError) {
+    logger.error({ code: error.code, details: error.details }, error.message);
+    process.stderr.write(`patchd: ${error.message} [${error.code}]\n`);
+    return 1;
+  }
+  logger.error({ err: error }, 'unexpected failure');
+  process.stderr.write(`patchd: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`);
+  return 1;
+}
+
+/** The human summary on stdout. */
+export function describe(outcome: PatchOutcome): string {
+  const lines: string[] = [];
+  for (const p of outcome.platforms) {
+    const prefix = outcome.platforms.length > 1 || p.platform !== 'single' ? `[${p.platform}] ` : '';
+    if (p.skipped) lines.push(`${prefix}skipped: ${p.skipped}`);
+    for (const pkg of p.plan?.packages ?? []) lines.push(`${prefix}${pkg.name} ${pkg.from} -> ${pkg.to}  (${pkg.reasons.join(', ')})`);
+    for (const h of p.plan?.heldBack ?? []) lines.push(`${prefix}held back: ${h.name} ${h.from} -> ${h.to}: ${h.reason}`);
+    for (const u of p.plan?.unavailable ?? []) lines.push(`${prefix}not available: ${u.name}${u.fixedVersion ? ` (needs ${u.fixedVersion})` : ''}: ${u.reason}`);
+    for (const f of p.failed) lines.push(`${prefix}failed: ${f.name}: ${f.error}`);
+  }
+  if (outcome.status === 'patched') lines.push(`patched ${outcome.source} -> ${outcome.target} (${outcome.digest})`);
+  else if (outcome.status === 'dry-run') lines.push(`dry run: nothing pushed for ${outcome.source}`);
+  else lines.push(`nothing to patch in ${outcome.source}: it is up to date with its repositories`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** A one-line, redrawn status on a TTY. */
+class ProgressDisplay {
+  private readonly started = Date.now();
+  update(event: ProgressEvent): void {
+    const what = event.stage === 'package' ? `${event.phase} ${event.pkg}` : `${event.stage}${event.detail ? ` ${event.detail}` : ''}`;
+    const seconds = ((Date.now() - this.started) / 1000).toFixed(1);
+    process.stderr.write(`\r\x1b[2K[${seconds}s] ${what}`);
+  }
+  done(): void {
+    process.stderr.write('\r\x1b[2K');
+  }
+}

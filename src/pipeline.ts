@@ -1,0 +1,277 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Dispatcher } from 'undici';
+import { readAptSources, loadAptRepositories } from './build/deb/repository/index.js';
+import { DpkgDatabase, readUserDatabase } from './build/deb/dpkg-database.js';
+import { DebError } from './build/deb/errors.js';
+import { executeDebPlan } from './build/deb/executor.js';
+import { PatchdError } from './errors.js';
+import { ImageFilesystem } from './image/filesystem.js';
+import { createLayerBuilder } from './image/layer-builder.js';
+import { appendLayer, imageFromRegistry, withAnnotations, withConfigCreated, type Image } from './image/mutate.js';
+import { parseManifest, type ImageIndex } from './image/types.js';
+import type { Logger } from './log.js';
+import type { RegistryClient } from './oci/client.js';
+import { gzipLayerMediaTypeFor, isIndexMediaType } from './oci/media-types.js';
+import { formatReference, withDigest, type Reference } from './oci/reference.js';
+import { resolveDebUpgrades, type UpgradeRequest } from './plan/deb-upgrades.js';
+import type { PatchPlan } from './plan/types.js';
+import { Annotation } from './publish/annotations.js';
+import { pushImage } from './publish/push.js';
+import { patchedTarget } from './publish/tags.js';
+import { osFixesFromTrivyReport } from './scan/sources/trivy.js';
+import { compareDpkgVersions } from './scan/versions/dpkg.js';
+
+export class PipelineError extends PatchdError {}
+
+export interface PatchDependencies {
+  readonly client: RegistryClient;
+  readonly dispatcher: Dispatcher;
+  readonly logger: Logger;
+  /** Apt index cache, shared across jobs. */
+  readonly cacheDir: string;
+  /** Scratch space for downloaded packages and the layer being written. */
+  readonly tmpDir: string;
+  readonly now?: () => Date;
+}
+
+export interface PatchOptions {
+  readonly image: Reference;
+  /** A parsed Trivy JSON report; without one, every package with a newer version is patched. */
+  readonly report?: unknown;
+  /** `-t`: a tag or a full reference for the result. */
+  readonly target?: string;
+  readonly tagSuffix: string;
+  readonly ignoreErrors: boolean;
+  readonly dryRun: boolean;
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
+export type ProgressEvent =
+  | { readonly stage: 'resolve' | 'scan' | 'plan' | 'build' | 'verify' | 'publish'; readonly detail?: string }
+  | { readonly stage: 'package'; readonly phase: 'download' | 'unpack' | 'configure'; readonly pkg: string };
+
+export interface PlatformOutcome {
+  readonly platform: string;
+  readonly plan?: PatchPlan;
+  readonly skipped?: string;
+  readonly failed: readonly { readonly name: string; readonly error: string }[];
+  readonly layer?: { readonly digest: string; readonly size: number; readonly diffId: string };
+  readonly manifestDigest?: string;
+}
+
+export interface PatchOutcome {
+  readonly status: 'patched' | 'up-to-date' | 'dry-run';
+  readonly source: string;
+  readonly sourceDigest: string;
+  readonly target?: string;
+  readonly digest?: string;
+  readonly platforms: readonly PlatformOutcome[];
+  readonly bytesDownloaded: number;
+}
+
+/** Paths read often enough during a patch to keep in memory on the first pass. */
+const capturedPaths = /^(etc\/(os-release|passwd|group|timezone|apt\/.*|ld\.so\.conf(\.d\/.*)?)|usr\/lib\/os-release|usr\/share\/keyrings\/.*|var\/lib\/dpkg\/(status|status\.d\/.*|diversions|statoverride|triggers\/.*|info\/.*\.(list|prerm|postrm|conffiles))|var\/cache\/debconf\/config\.dat)$/;
+
+/**
+ * resolve → scan → plan → build → verify → publish for one reference. A
+ * multi-platform index is patched per platform and re-published as an index
+ * whose unpatched platforms keep their digests.
+ */
+export async function patchImage(deps: PatchDependencies, options: PatchOptions): Promise<PatchOutcome> {
+  const { client, logger } = deps;
+  options.onProgress?.({ stage: 'resolve', detail: formatReference(options.image) });
+  const target = options.dryRun ? undefined : patchedTarget(options.image, { tagSuffix: options.tagSuffix, ...(options.target ? { target: options.target } : {}) });
+  const top = await client.getManifest(options.image);
+  const source = withDigest(options.image, top.digest);
+  const workDir = await mkdtemp(join(deps.tmpDir, 'patchd-'));
+  let bytesDownloaded = 0;
+  try {
+    const parsed = parseManifest(top.bytes, top.mediaType);
+    if (parsed.kind === 'manifest') {
+      const result = await patchPlatform(deps, options, source, top, 'single', workDir);
+      bytesDownloaded += result.bytesDownloaded;
+      if (!result.image || !target) return summarise(options, top.digest, [result.outcome], bytesDownloaded, target);
+      options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
+      const pushed = await pushImage({ client, source, target, image: result.image, logger });
+      return summarise(options, top.digest, [{ ...result.outcome, manifestDigest: pushed.digest }], bytesDownloaded, target, pushed.digest);
+    }
+
+    // Index: patch each platform manifest (attestation manifests are left as they are).
+    const outcomes: PlatformOutcome[] = [];
+    const replaced = new Map<string, { digest: string; size: number; mediaType: string }>();
+    for (const child of parsed.index.manifests) {
+      const platform = child.platform ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join('/') : 'unknown';
+      if (platform.startsWith('unknown') || isIndexMediaType(child.mediaType)) continue;
+      const childRef = withDigest(options.image, child.digest);
+      const manifest = await client.getManifest(childRef);
+      const result = await patchPlatform(deps, options, childRef, manifest, platform, workDir);
+      bytesDownloaded += result.bytesDownloaded;
+      if (result.image && target) {
+        const pushed = await pushImage({ client, source: childRef, target: withDigest(target, result.image.manifestDigest()), image: result.image, logger });
+        replaced.set(child.digest, { digest: pushed.digest, size: result.image.manifestBytes().length, mediaType: result.image.manifestMediaType });
+        outcomes.push({ ...result.outcome, manifestDigest: pushed.digest });
+      } else {
+        outcomes.push(result.outcome);
+      }
+    }
+    if (replaced.size === 0 || !target) return summarise(options, top.digest, outcomes, bytesDownloaded, target);
+    const index = patchedIndex(parsed.index, replaced, options.image, top.digest, deps.now?.() ?? new Date());
+    const bytes = Buffer.from(JSON.stringify(index));
+    options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
+    const digest = await client.putManifest(target, bytes, top.mediaType);
+    return summarise(options, top.digest, outcomes, bytesDownloaded, target, digest);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function patchPlatform(
+  deps: PatchDependencies,
+  options: PatchOptions,
+  ref: Reference,
+  manifest: { mediaType: string; digest: string; bytes: Buffer },
+  platform: string,
+  workDir: string,
+): Promise<{ outcome: PlatformOutcome; image?: Image; bytesDownloaded: number }> {
+  const { client, logger } = deps;
+  const parsed = parseManifest(manifest.bytes, manifest.mediaType);
+  if (parsed.kind !== 'manifest') throw new PipelineError('MANIFEST_INVALID', `${formatReference(ref)} is a nested index`);
+  const configBytes = await readAll(await client.openBlob(ref, parsed.manifest.config));
+  const image = imageFromRegistry({
+    manifestMediaType: manifest.mediaType,
+    manifestBytes: manifest.bytes,
+    configBytes,
+    openBlob: (desc) => client.openBlob(ref, desc),
+  });
+  if (image.manifest.annotations?.[Annotation.patched]) {
+    throw new PipelineError('ALREADY_PATCHED', `${formatReference(ref)} is patchd output; patch its base ${image.manifest.annotations[Annotation.baseName] ?? ''}@${image.manifest.annotations[Annotation.baseDigest] ?? ''} instead`);
+  }
+
+  options.onProgress?.({ stage: 'scan', detail: platform });
+  const fs = await ImageFilesystem.load(image.layers, { capture: (p) => capturedPaths.test(p), logger });
+  const users = await readUserDatabase(fs);
+  const db = await DpkgDatabase.read(fs, users);
+  if (!db) {
+    return { outcome: { platform, skipped: 'no dpkg database (only Debian-family images are patched in-process so far)', failed: [] }, bytesDownloaded: 0 };
+  }
+
+  options.onProgress?.({ stage: 'plan', detail: platform });
+  const sources = await readAptSources(fs);
+  if (sources.length === 0) {
+    return { outcome: { platform, skipped: 'the image has no apt sources to take updates from', failed: [] }, bytesDownloaded: 0 };
+  }
+  const architectures = await debianArchitectures(fs, image.config.architecture, image.config.variant);
+  const repositories = await loadAptRepositories({ root: fs, sources, architectures, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}) });
+  const plan = resolveDebUpgrades({ installed: db.packages, repositories, request: upgradeRequest(options.report) });
+  logger.info({ platform, packages: plan.packages.map((p) => `${p.name} ${p.from} -> ${p.to}`), heldBack: plan.heldBack, unavailable: plan.unavailable }, 'plan');
+  if (plan.packages.length === 0 || options.dryRun) {
+    return { outcome: { platform, plan, failed: [] }, bytesDownloaded: repositories.stats.bytesDownloaded };
+  }
+
+  options.onProgress?.({ stage: 'build', detail: platform });
+  const builder = createLayerBuilder({ tmpDir: workDir, mediaType: gzipLayerMediaTypeFor(manifest.mediaType) });
+  try {
+    const result = await executeDebPlan({
+      base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors: options.ignoreErrors, logger,
+      onProgress: (e) => options.onProgress?.({ stage: 'package', ...e }),
+    });
+    const failed = result.failed.map((f) => ({ name: f.pkg.name, error: f.error.message }));
+    if (result.applied.length === 0) {
+      return { outcome: { platform, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: result.bytesDownloaded };
+    }
+    const layer = await builder.write();
+
+    options.onProgress?.({ stage: 'verify', detail: platform });
+    await verifyInstalled(layer, result.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
+
+    const now = (deps.now?.() ?? new Date()).toISOString();
+    const summary = result.applied.map((p) => `${p.name} ${p.from} -> ${p.to}`).join(', ');
+    let patched = appendLayer(image, layer, { created: now, created_by: `patchd: ${summary}`, comment: 'patchd patch layer' });
+    patched = withConfigCreated(patched, now);
+    patched = withAnnotations(patched, {
+      [Annotation.baseName]: formatReference({ registry: ref.registry, repository: ref.repository, ...(options.image.tag ? { tag: options.image.tag } : {}) }),
+      [Annotation.baseDigest]: manifest.digest,
+      [Annotation.created]: now,
+      [Annotation.patched]: 'true',
+    });
+    return {
+      outcome: { platform, plan, failed, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
+      image: patched,
+      bytesDownloaded: result.bytesDownloaded,
+    };
+  } catch (error) {
+    await builder.dispose();
+    throw error;
+  }
+}
+
+function upgradeRequest(report: unknown): UpgradeRequest {
+  if (report === undefined) return { kind: 'all' };
+  const fixes = osFixesFromTrivyReport(report, compareDpkgVersions);
+  return { kind: 'packages', packages: new Map(fixes.map((f) => [f.name, { fixedVersion: f.fixedVersion, reasons: f.vulnerabilities }])) };
+}
+
+/** Re-reads the written layer (not our in-memory state) and checks every planned version landed. */
+async function verifyInstalled(
+  layer: Parameters<typeof ImageFilesystem.load>[0][number],
+  expected: readonly { name: string; architecture: string; version: string }[],
+  layout: 'status' | 'status.d',
+): Promise<void> {
+  const written = await ImageFilesystem.load([layer], { capture: (p) => p.startsWith('var/lib/dpkg/status') });
+  const db = await DpkgDatabase.read(written, { uid: () => undefined, gid: () => undefined });
+  if (!db) throw new DebError('VERIFY_FAILED', `the patch layer has no dpkg ${layout}`);
+  for (const want of expected) {
+    const got = db.get(want.name, want.architecture);
+    if (got?.version !== want.version) {
+      throw new DebError('VERIFY_FAILED', `${want.name}: expected ${want.version} after patching, found ${got?.version ?? 'nothing'}`);
+    }
+  }
+}
+
+const debianArchByOci: Record<string, string> = {
+  amd64: 'amd64', arm64: 'arm64', '386': 'i386', ppc64le: 'ppc64el', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loong64',
+};
+
+/** The dpkg architectures to index: the native one (dpkg's own record first, else from the config) plus foreign ones and 'all'. */
+async function debianArchitectures(fs: ImageFilesystem, ociArch: string, variant: string | undefined): Promise<string[]> {
+  const recorded = (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean) ?? [];
+  const native = ociArch === 'arm' ? (variant === 'v7' || variant === undefined ? 'armhf' : 'armel') : debianArchByOci[ociArch];
+  const archs = new Set([...(native ? [native] : []), ...recorded, 'all']);
+  return [...archs];
+}
+
+function patchedIndex(index: ImageIndex, replaced: ReadonlyMap<string, { digest: string; size: number; mediaType: string }>, image: Reference, baseDigest: string, now: Date): ImageIndex {
+  return {
+    ...index,
+    manifests: index.manifests.map((m) => {
+      const r = replaced.get(m.digest);
+      return r ? { ...m, digest: r.digest, size: r.size, mediaType: r.mediaType } : m;
+    }),
+    annotations: {
+      ...(index.annotations ?? {}),
+      [Annotation.baseName]: formatReference({ registry: image.registry, repository: image.repository, ...(image.tag ? { tag: image.tag } : {}) }),
+      [Annotation.baseDigest]: baseDigest,
+      [Annotation.created]: now.toISOString(),
+      [Annotation.patched]: 'true',
+    },
+  };
+}
+
+function summarise(options: PatchOptions, sourceDigest: string, platforms: PlatformOutcome[], bytesDownloaded: number, target?: Reference, digest?: string): PatchOutcome {
+  const status = digest ? 'patched' : options.dryRun ? 'dry-run' : 'up-to-date';
+  return {
+    status,
+    source: formatReference(options.image),
+    sourceDigest,
+    platforms,
+    bytesDownloaded,
+    ...(digest && target ? { target: formatReference(target), digest } : {}),
+  };
+}
+
+async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
