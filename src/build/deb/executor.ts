@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Headers as TarHeaders } from 'tar-stream';
+import type { Header as TarHeaders } from 'tar-stream';
 import tar from 'tar-stream';
 import type { ImageFilesystem } from '../../image/filesystem.js';
 import type { LayerBuilder } from '../../image/layer-builder.js';

@@ -1,0 +1,278 @@
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import type { Logger } from '../log.js';
+import { ImageError } from './errors.js';
+import { defaultDecompressLimits, openLayerTar, type DecompressLimits, type Layer } from './layer.js';
+import { baseName, normaliseEntryPath, parentOf } from './tar-path.js';
+
+export type FsEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+export interface FsEntry {
+  /** Root-relative, no leading '/': 'etc/os-release'; the root itself is ''. */
+  readonly path: string;
+  readonly type: FsEntryType;
+  /** Permission bits (incl. setuid/setgid/sticky), no file-type bits. */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly linkname?: string;
+  readonly mtime?: Date;
+  readonly layerIndex: number;
+}
+
+export interface LoadOptions {
+  /** Regular files whose content is kept in memory on the first pass. */
+  readonly capture?: (path: string) => boolean;
+  /** Per captured file; larger ones are read again from their layer when asked for. */
+  readonly maxCaptureBytes?: number;
+  readonly limits?: DecompressLimits;
+  readonly logger?: Logger;
+}
+
+const maxSymlinkHops = 40;
+const typeOf: Record<string, FsEntryType | undefined> = {
+  file: 'file', 'contiguous-file': 'file', directory: 'directory', symlink: 'symlink', link: 'hardlink',
+  'character-device': 'char', 'block-device': 'block', fifo: 'fifo',
+};
+
+/**
+ * The merged, read-only view of an image's layers, whiteouts applied
+ * (`.wh.<name>` deletes, `.wh..wh..opq` hides everything below from lower
+ * layers). One streaming pass per layer; memory holds the entry index and the
+ * captured files only. Symlinks resolve chroot-style: nothing outside the
+ * image is ever read.
+ */
+export class ImageFilesystem {
+  private readonly nodes = new Map<string, FsEntry>();
+  private readonly children = new Map<string, Set<string>>();
+  private readonly captured = new Map<string, Buffer>();
+
+  private constructor(private readonly layers: readonly Layer[], private readonly options: LoadOptions) {
+    this.nodes.set('', { path: '', type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, layerIndex: -1 });
+  }
+
+  static async load(layers: readonly Layer[], options: LoadOptions = {}): Promise<ImageFilesystem> {
+    const fs = new ImageFilesystem(layers, options);
+    for (const [index, layer] of layers.entries()) await fs.applyLayer(index, layer);
+    return fs;
+  }
+
+  private async applyLayer(index: number, layer: Layer): Promise<void> {
+    const stream = await openLayerTar(layer, this.options.limits ?? defaultDecompressLimits);
+    const seenInLayer = new Set<string>();
+    const capture = this.options.capture;
+    const maxCapture = this.options.maxCaptureBytes ?? 64 * 2 ** 20;
+    await forEachEntry(stream, async (header, body) => {
+      const path = normaliseEntryPath(header.name);
+      const name = baseName(path);
+      if (name === '.wh..wh..opq') {
+        for (const child of [...(this.children.get(parentOf(path)) ?? [])]) {
+          const childPath = join(parentOf(path), child);
+          if ((this.nodes.get(childPath)?.layerIndex ?? index) < index) this.remove(childPath);
+        }
+        return drain(body);
+      }
+      if (name.startsWith('.wh.')) {
+        this.remove(join(parentOf(path), name.slice(4)));
+        return drain(body);
+      }
+      const type = typeOf[header.type ?? 'file'];
+      if (!type) return drain(body);
+      let linkname: string | undefined;
+      if (type === 'hardlink') {
+        linkname = normaliseHardlinkTarget(header.linkname ?? '', path);
+        if (!seenInLayer.has(linkname)) {
+          throw new ImageError('HARDLINK_ESCAPE', `hard link ${path} -> ${header.linkname} points outside its layer (${layer.digest})`);
+        }
+      } else if (type === 'symlink') {
+        linkname = header.linkname ?? '';
+      }
+      const entry: FsEntry = {
+        path, type, mode: (header.mode ?? 0o644) & 0o7777, uid: header.uid ?? 0, gid: header.gid ?? 0,
+        size: header.size ?? 0, layerIndex: index,
+        ...(linkname !== undefined ? { linkname } : {}), ...(header.mtime ? { mtime: header.mtime } : {}),
+      };
+      this.put(entry);
+      seenInLayer.add(path);
+      if (type === 'file' && capture?.(path) && entry.size <= maxCapture) {
+        this.captured.set(path, await collect(body));
+        return;
+      }
+      if (type === 'hardlink' && linkname !== undefined && this.captured.has(linkname) && capture?.(path)) {
+        this.captured.set(path, this.captured.get(linkname)!);
+      } else {
+        this.captured.delete(path);
+      }
+      return drain(body);
+    });
+  }
+
+  private put(entry: FsEntry): void {
+    const existing = this.nodes.get(entry.path);
+    // A non-directory replaces a directory and everything under it.
+    if (existing?.type === 'directory' && entry.type !== 'directory') this.remove(entry.path);
+    if (entry.path === '') { this.nodes.set('', { ...entry, path: '' }); return; }
+    this.ensureParents(entry.path, entry.layerIndex);
+    this.nodes.set(entry.path, entry);
+    this.captured.delete(entry.path);
+    let siblings = this.children.get(parentOf(entry.path));
+    if (!siblings) this.children.set(parentOf(entry.path), (siblings = new Set()));
+    siblings.add(baseName(entry.path));
+  }
+
+  private ensureParents(path: string, layerIndex: number): void {
+    const parent = parentOf(path);
+    if (parent === '' || this.nodes.get(parent)?.type === 'directory') return;
+    // A layer may name a file before (or without) its directory.
+    this.put({ path: parent, type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, layerIndex });
+  }
+
+  private remove(path: string): void {
+    const node = this.nodes.get(path);
+    if (!node) return;
+    for (const child of this.children.get(path) ?? []) this.remove(join(path, child));
+    this.children.delete(path);
+    this.nodes.delete(path);
+    this.captured.delete(path);
+    this.children.get(parentOf(path))?.delete(baseName(path));
+  }
+
+  /** The entry at `path` without following a final symlink (parents are resolved). */
+  lstat(path: string): FsEntry | undefined {
+    const normal = normaliseQuery(path);
+    if (normal === '') return this.nodes.get('');
+    const parent = this.realpath(parentOf(normal));
+    if (parent === undefined) return undefined;
+    return this.nodes.get(join(parent, baseName(normal)));
+  }
+
+  stat(path: string): FsEntry | undefined {
+    const real = this.realpath(path);
+    return real === undefined ? undefined : this.nodes.get(real);
+  }
+
+  /** Resolves every symlink on the way, chroot-style; undefined if a component is missing. */
+  realpath(path: string): string | undefined {
+    const pending = normaliseQuery(path).split('/').filter(Boolean);
+    const resolved: string[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift()!;
+      if (part === '.') continue;
+      if (part === '..') { resolved.pop(); continue; }
+      const candidate = [...resolved, part].join('/');
+      const node = this.nodes.get(candidate);
+      if (!node) return pending.length === 0 ? undefined : undefined;
+      if (node.type === 'symlink') {
+        if (++hops > maxSymlinkHops) throw new ImageError('SYMLINK_LOOP', `too many levels of symbolic links resolving /${path}`);
+        if ((node.linkname ?? '').startsWith('/')) resolved.length = 0;
+        pending.unshift(...(node.linkname ?? '').split('/').filter(Boolean));
+        continue;
+      }
+      resolved.push(part);
+    }
+    return resolved.join('/');
+  }
+
+  readdir(path: string): string[] {
+    const real = this.realpath(path);
+    if (real === undefined || this.nodes.get(real)?.type !== 'directory') return [];
+    return [...(this.children.get(real) ?? [])].sort();
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    let real = this.realpath(path);
+    if (real === undefined) return undefined;
+    let node = this.nodes.get(real);
+    if (node?.type === 'hardlink' && node.linkname !== undefined) {
+      const captured = this.captured.get(real);
+      if (captured) return captured;
+      real = node.linkname;
+      const layerIndex = node.layerIndex;
+      return this.readFromLayer(layerIndex, real);
+    }
+    if (!node || node.type !== 'file') return undefined;
+    const captured = this.captured.get(real);
+    if (captured) return captured;
+    node = this.nodes.get(real)!;
+    return this.readFromLayer(node.layerIndex, real);
+  }
+
+  /** Re-streams one layer to fetch a file that was not captured. */
+  private async readFromLayer(layerIndex: number, path: string): Promise<Buffer | undefined> {
+    const layer = this.layers[layerIndex];
+    if (!layer) return undefined;
+    const stream = await openLayerTar(layer, this.options.limits ?? defaultDecompressLimits);
+    let found: Buffer | undefined;
+    await forEachEntry(stream, async (header, body) => {
+      if (found === undefined && normaliseEntryPath(header.name) === path && (header.type === 'file' || header.type === 'contiguous-file')) {
+        found = await collect(body);
+      } else {
+        await drain(body);
+      }
+    });
+    return found;
+  }
+
+  entries(): FsEntry[] {
+    return [...this.nodes.values()].filter((e) => e.path !== '').sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+}
+
+function join(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+function normaliseQuery(path: string): string {
+  return path.split('/').filter((p) => p !== '' && p !== '.').join('/');
+}
+
+/** Tar hard link targets name an archive path (relative to the root, never to the link). */
+function normaliseHardlinkTarget(target: string, path: string): string {
+  try {
+    return normaliseEntryPath(target);
+  } catch {
+    throw new ImageError('HARDLINK_ESCAPE', `hard link ${path} -> ${target} escapes the root`);
+  }
+}
+
+type EntryHandler = (header: tar.Header, body: Readable) => Promise<void>;
+
+/** Feeds each tar entry to `handler` in order; rejects on the first error of the stream, the parser or the handler. */
+export async function forEachEntry(stream: Readable, handler: EntryHandler): Promise<void> {
+  const extract = tar.extract();
+  await new Promise<void>((resolve, reject) => {
+    let failed = false;
+    const fail = (error: unknown) => {
+      if (failed) return;
+      failed = true;
+      stream.destroy();
+      extract.destroy();
+      reject(error instanceof Error && !(error instanceof ImageError) && /tar|header/i.test(error.message)
+        ? new ImageError('LAYER_INVALID', `malformed layer tar: ${error.message}`, { cause: error })
+        : error);
+    };
+    extract.on('entry', (header, body, next) => {
+      handler(header, body as unknown as Readable).then(() => next(), fail);
+    });
+    extract.on('finish', () => { if (!failed) resolve(); });
+    extract.on('error', fail);
+    stream.on('error', fail);
+    stream.pipe(extract);
+  });
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function drain(stream: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('error', reject);
+    stream.resume();
+  });
+}

@@ -1,0 +1,223 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import tar from 'tar-stream';
+import { MediaType } from '../oci/media-types.js';
+import { ImageError } from './errors.js';
+import type { Layer } from './layer.js';
+import { baseName, normaliseEntryPath, parentOf } from './tar-path.js';
+
+export interface EntryMeta {
+  readonly mode: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Default: the builder's fixed mtime, so output is reproducible. */
+  readonly mtime?: Date;
+}
+
+export type StagedType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque';
+
+export interface StagedEntry {
+  readonly type: StagedType;
+  readonly meta: EntryMeta;
+  readonly linkname?: string;
+}
+
+export interface WrittenLayer extends Layer {
+  readonly diffId: string;
+  /** Temp file holding the compressed blob. */
+  readonly path: string;
+  readonly uncompressedSize: number;
+  readonly entryCount: number;
+}
+
+export interface LayerBuilder {
+  addDirectory(path: string, meta: EntryMeta): void;
+  /** Readable content is spooled to disk as it arrives; huge files never sit in memory. */
+  addFile(path: string, meta: EntryMeta, content: Buffer | Readable): Promise<void>;
+  addSymlink(path: string, target: string, meta: EntryMeta): void;
+  addHardlink(path: string, target: string, meta: EntryMeta): void;
+  /** Deletes `path` (and anything under it) from the layers below: `<dir>/.wh.<name>`. */
+  addWhiteout(path: string): void;
+  /** A directory that hides everything the layers below have in it: `<dir>/.wh..wh..opq`. */
+  addOpaqueDirectory(path: string, meta: EntryMeta): void;
+  remove(path: string): void;
+  has(path: string): boolean;
+  get(path: string): StagedEntry | undefined;
+  /** Staged paths, sorted. */
+  paths(): string[];
+  /** tar → sha256 (diffID) → gzip → sha256 + size (digest) → temp file, in one streaming pass. */
+  write(): Promise<WrittenLayer>;
+  dispose(): Promise<void>;
+}
+
+interface Staged extends StagedEntry {
+  readonly content?: Buffer;
+  readonly spool?: string;
+  readonly size: number;
+}
+
+/** Files up to this size stay in memory; larger ones are spooled. */
+const inMemoryLimit = 1 << 20;
+
+export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; mediaType?: string; gzipLevel?: number }): LayerBuilder {
+  const staged = new Map<string, Staged>();
+  const mtime = options.mtime ?? new Date(0);
+  const mediaType = options.mediaType ?? MediaType.ociLayerGzip;
+  let workDir: Promise<string> | undefined;
+  let spoolCount = 0;
+  const dir = () => (workDir ??= mkdtemp(join(options.tmpDir, 'layer-')));
+
+  const stage = (path: string, entry: Staged) => {
+    const p = normaliseEntryPath(path);
+    if (p === '') throw new ImageError('LAYER_INVALID', 'cannot stage the root itself');
+    staged.set(p, entry);
+  };
+  const dropTree = (path: string) => {
+    const prefix = `${path}/`;
+    for (const key of [...staged.keys()]) if (key === path || key.startsWith(prefix)) staged.delete(key);
+  };
+
+  const builder: LayerBuilder = {
+    addDirectory(path, meta) { stage(path, { type: 'directory', meta, size: 0 }); },
+    async addFile(path, meta, content) {
+      if (Buffer.isBuffer(content) && content.length <= inMemoryLimit) {
+        stage(path, { type: 'file', meta, content, size: content.length });
+        return;
+      }
+      const spool = join(await dir(), `spool-${spoolCount++}`);
+      let size = 0;
+      if (Buffer.isBuffer(content)) {
+        await writeFile(spool, content);
+        size = content.length;
+      } else {
+        await pipeline(content, new Transform({ transform(chunk: Buffer, _e, cb) { size += chunk.length; cb(null, chunk); } }), createWriteStream(spool));
+      }
+      stage(path, { type: 'file', meta, spool, size });
+    },
+    addSymlink(path, target, meta) { stage(path, { type: 'symlink', meta, linkname: target, size: 0 }); },
+    addHardlink(path, target, meta) { stage(path, { type: 'hardlink', meta, linkname: normaliseEntryPath(target), size: 0 }); },
+    addWhiteout(path) {
+      const p = normaliseEntryPath(path);
+      dropTree(p);
+      stage(p, { type: 'whiteout', meta: { mode: 0o644 }, size: 0 });
+    },
+    addOpaqueDirectory(path, meta) {
+      const p = normaliseEntryPath(path);
+      for (const key of [...staged.keys()]) if (key.startsWith(`${p}/`)) staged.delete(key);
+      stage(p, { type: 'opaque', meta, size: 0 });
+    },
+    remove(path) { staged.delete(normaliseEntryPath(path)); },
+    has(path) { return staged.has(normaliseEntryPath(path)); },
+    get(path) {
+      const s = staged.get(normaliseEntryPath(path));
+      return s && { type: s.type, meta: s.meta, ...(s.linkname !== undefined ? { linkname: s.linkname } : {}) };
+    },
+    paths() { return [...staged.keys()].sort(compareBytes); },
+
+    async write() {
+      const out = join(await dir(), 'layer.tar.gz');
+      const pack = tar.pack();
+      const diffIdHash = createHash('sha256');
+      const digestHash = createHash('sha256');
+      let uncompressedSize = 0;
+      let size = 0;
+      let entryCount = 0;
+      const writing = pipeline(
+        pack,
+        hashing(diffIdHash, (n) => { uncompressedSize += n; }),
+        createGzip({ level: options.gzipLevel ?? 6 }),
+        hashing(digestHash, (n) => { size += n; }),
+        createWriteStream(out),
+      );
+
+      // Written names: whiteouts become .wh. markers; sort by the written name so parents precede children.
+      const rows: { name: string; entry: Staged }[] = [];
+      for (const [path, entry] of staged) {
+        if (entry.type === 'whiteout') rows.push({ name: joinPath(parentOf(path), `.wh.${baseName(path)}`), entry });
+        else if (entry.type === 'opaque') {
+          rows.push({ name: path, entry: { ...entry, type: 'directory' } });
+          rows.push({ name: `${path}/.wh..wh..opq`, entry: { type: 'whiteout', meta: { mode: 0o644 }, size: 0 } });
+        } else rows.push({ name: path, entry });
+      }
+      rows.sort((a, b) => compareBytes(a.name, b.name));
+
+      try {
+        for (const { name, entry } of rows) {
+          const header = {
+            name: entry.type === 'directory' ? `${name}/` : name,
+            mode: entry.meta.mode & 0o7777,
+            uid: entry.meta.uid ?? 0,
+            gid: entry.meta.gid ?? 0,
+            uname: '',
+            gname: '',
+            mtime: entry.meta.mtime ?? mtime,
+            type: entry.type === 'whiteout' ? 'file' as const : entry.type === 'hardlink' ? 'link' as const : entry.type as 'file' | 'directory' | 'symlink',
+            size: entry.type === 'file' ? entry.size : 0,
+            ...(entry.linkname !== undefined ? { linkname: entry.linkname } : {}),
+          };
+          entryCount++;
+          if (entry.type === 'file' && entry.spool) {
+            await new Promise<void>((resolve, reject) => {
+              const sink = pack.entry(header, (error) => (error ? reject(error) : resolve()));
+              createReadStream(entry.spool!).on('error', reject).pipe(sink);
+            });
+          } else {
+            await new Promise<void>((resolve, reject) => {
+              const done = (error?: Error | null) => (error ? reject(error) : resolve());
+              if (entry.type === 'file') pack.entry(header, entry.content ?? Buffer.alloc(0), done);
+              else pack.entry(header, done);
+            });
+          }
+        }
+        pack.finalize();
+        await writing;
+      } catch (error) {
+        pack.destroy(error as Error);
+        await writing.catch(() => undefined);
+        throw error;
+      }
+
+      const digest = `sha256:${digestHash.digest('hex')}`;
+      return {
+        mediaType,
+        digest,
+        size,
+        diffId: `sha256:${diffIdHash.digest('hex')}`,
+        path: out,
+        uncompressedSize,
+        entryCount,
+        open: async () => createReadStream(out),
+      };
+    },
+
+    async dispose() {
+      if (workDir) await rm(await workDir, { recursive: true, force: true });
+      workDir = undefined;
+      staged.clear();
+    },
+  };
+  return builder;
+}
+
+function hashing(hash: Hash, count: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      count(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
