@@ -7,7 +7,10 @@ import { OciError } from './errors.js';
  * as it runs long) the stream fails with a typed error if size or digest are
  * not what the descriptor says. Nothing unverified is ever reported as done.
  */
-export function verifyingStream(expected: { digest: string; size: number }): Transform {
+export function verifyingStream(
+  expected: { digest: string; size: number },
+  makeError: (code: 'BLOB_SIZE_MISMATCH' | 'BLOB_DIGEST_MISMATCH', message: string) => Error = (code, message) => new OciError(code, message),
+): Transform {
   const [algorithm, hex] = expected.digest.split(':');
   if (algorithm !== 'sha256' && algorithm !== 'sha512') {
     throw new OciError('DIGEST_INVALID', `unsupported digest algorithm in ${expected.digest}`);
@@ -18,7 +21,7 @@ export function verifyingStream(expected: { digest: string; size: number }): Tra
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
       if (expected.size >= 0 && seen > expected.size) {
-        callback(new OciError('BLOB_SIZE_MISMATCH', `blob ${expected.digest} is longer than its ${expected.size} bytes`));
+        callback(makeError('BLOB_SIZE_MISMATCH', `blob ${expected.digest} is longer than its ${expected.size} bytes`));
         return;
       }
       hash.update(chunk);
@@ -26,12 +29,12 @@ export function verifyingStream(expected: { digest: string; size: number }): Tra
     },
     flush(callback) {
       if (expected.size >= 0 && seen !== expected.size) {
-        callback(new OciError('BLOB_SIZE_MISMATCH', `blob ${expected.digest} has ${seen} bytes, expected ${expected.size}`));
+        callback(makeError('BLOB_SIZE_MISMATCH', `blob ${expected.digest} has ${seen} bytes, expected ${expected.size}`));
         return;
       }
       const actual = hash.digest('hex');
       if (actual !== hex) {
-        callback(new OciError('BLOB_DIGEST_MISMATCH', `blob content hashes to ${algorithm}:${actual}, expected ${expected.digest}`));
+        callback(makeError('BLOB_DIGEST_MISMATCH', `blob content hashes to ${algorithm}:${actual}, expected ${expected.digest}`));
         return;
       }
       callback();

@@ -81,7 +81,7 @@ async function readControlTar(stream: Readable): Promise<Map<string, DebControlM
       const name = header.name.replace(/^\.\//, '');
       if (header.type !== 'file' || name.includes('/')) { entry.resume(); entry.on('end', next); return; }
       const chunks: Buffer[] = [];
-      entry.on('data', (c: Buffer) => chunks.push(c));
+      entry.on('data', (c: unknown) => chunks.push(c as Buffer));
       entry.on('end', () => {
         members.set(name, { name, mode: (header.mode ?? 0o644) & 0o7777, content: Buffer.concat(chunks) });
         next();

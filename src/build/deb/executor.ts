@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Header as TarHeaders } from 'tar-stream';
-import tar from 'tar-stream';
-import type { ImageFilesystem } from '../../image/filesystem.js';
+import { forEachEntry, type ImageFilesystem } from '../../image/filesystem.js';
 import type { LayerBuilder } from '../../image/layer-builder.js';
 import type { Logger } from '../../log.js';
 import type { PatchPlan, PlannedPackage } from '../../plan/types.js';
@@ -122,19 +121,7 @@ async function unpackPackage(
   const list: string[] = [];
   const written = new Set<string>();
 
-  await readDebArchive(createReadStream(item.debPath), async (data) => {
-    const extract = tar.extract();
-    const done = new Promise<void>((resolve, reject) => {
-      extract.on('entry', (header, stream, next) => {
-        handleEntry(header, stream).then(() => next(), (error) => { stream.resume(); reject(error); extract.destroy(error); });
-      });
-      extract.on('finish', resolve);
-      extract.on('error', reject);
-      data.on('error', reject);
-    });
-    data.pipe(extract);
-    await done;
-  });
+  await readDebArchive(createReadStream(item.debPath), (data) => forEachEntry(data, handleEntry));
 
   async function handleEntry(header: TarHeaders, stream: Readable): Promise<void> {
     const archivePath = normaliseArchivePath(header.name, installed.name);

@@ -1,0 +1,39 @@
+import { request, type Dispatcher } from 'undici';
+import { AptError } from './errors.js';
+
+export interface FetchResult {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Dispatcher.ResponseData['body'];
+}
+
+/** GET with redirects followed (mirrors redirect), and retries with backoff on 5xx and network errors. */
+export async function fetchWithRetries(dispatcher: Dispatcher, url: string, headers: Record<string, string> = {}, attempts = 4): Promise<FetchResult & { url: string }> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      let current = url;
+      for (let hops = 0; hops < 10; hops++) {
+        const res = await request(current, { method: 'GET', headers: { 'user-agent': 'patchd/0.1', ...headers }, dispatcher });
+        if ([301, 302, 303, 307, 308].includes(res.statusCode)) {
+          const location = res.headers.location;
+          await res.body.dump();
+          if (typeof location !== 'string') throw new AptError('FETCH_FAILED', `${url}: redirect without Location`);
+          current = new URL(location, current).toString();
+          continue;
+        }
+        if (res.statusCode >= 500 && attempt < attempts) {
+          await res.body.dump();
+          lastError = new AptError('FETCH_FAILED', `${url}: HTTP ${res.statusCode}`);
+          break;
+        }
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: current };
+      }
+    } catch (error) {
+      if (error instanceof AptError) throw error;
+      lastError = new AptError('FETCH_FAILED', `${url}: ${(error as Error).message}`, { cause: error });
+    }
+    await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)));
+  }
+  throw lastError instanceof Error ? lastError : new AptError('FETCH_FAILED', `${url}: failed`);
+}

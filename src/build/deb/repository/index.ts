@@ -1,0 +1,135 @@
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../../../log.js';
+import { verifyingStream } from '../../../oci/verify.js';
+import { compareDpkgVersions } from '../../../scan/versions/dpkg.js';
+import { field, parseRelations, type Paragraph } from '../control.js';
+import { AptError } from './errors.js';
+import { fetchWithRetries } from './http.js';
+import { loadKeyring } from './keyring.js';
+import { loadPackagesIndex } from './packages-index.js';
+import { fetchRelease, type Release } from './release.js';
+import type { AptSource, RootReader } from './sources.js';
+
+export { AptError } from './errors.js';
+export { readAptSources, type AptSource, type RootReader } from './sources.js';
+
+export interface PackageCandidate {
+  readonly name: string;
+  readonly version: string;
+  readonly architecture: string;
+  readonly multiArch?: string;
+  readonly filename: string;
+  readonly size: number;
+  readonly sha256: string;
+  /** The Packages stanza (the fields the planner uses). */
+  readonly paragraph: Paragraph;
+  readonly url: string;
+  readonly release: { origin?: string; label?: string; suite?: string; codename?: string; notAutomatic: boolean; butAutomaticUpgrades: boolean };
+}
+
+export interface AptRepositories {
+  /** Every version of the package across the sources, newest first. */
+  candidates(name: string): readonly PackageCandidate[];
+  providers(virtualName: string): readonly PackageCandidate[];
+  /** The .deb, verified against Size and SHA256 from Packages while it streams. */
+  openDeb(candidate: PackageCandidate): Promise<Readable>;
+  readonly stats: { bytesDownloaded: number; indexCacheHits: number; indexFetches: number };
+}
+
+/**
+ * The image's own package repositories, as apt would see them: every source's
+ * InRelease verified with the image's keyring, every index checked against
+ * InRelease. `wanted` limits what is kept in memory (the installed names).
+ */
+export async function loadAptRepositories(args: {
+  readonly root: RootReader;
+  readonly sources: readonly AptSource[];
+  readonly architectures: readonly string[];
+  readonly dispatcher: Dispatcher;
+  readonly cacheDir: string;
+  readonly logger: Logger;
+  readonly now?: Date;
+  readonly wanted?: (name: string) => boolean;
+}): Promise<AptRepositories> {
+  const stats = { bytesDownloaded: 0, indexCacheHits: 0, indexFetches: 0 };
+  const now = args.now ?? new Date();
+  const byName = new Map<string, PackageCandidate[]>();
+  const byProvides = new Map<string, PackageCandidate[]>();
+
+  const loaded = await Promise.all(args.sources.map(async (source) => {
+    const keys = await loadKeyring(args.root, source);
+    const release = await fetchRelease({ source, keys, dispatcher: args.dispatcher, cacheDir: args.cacheDir, logger: args.logger, now, stats });
+    const archs = indexArchitectures(source, release, args.architectures);
+    const parts = await Promise.all(source.components.flatMap((component) => archs.map(async (architecture) => ({
+      records: await loadPackagesIndex({ release, component, architecture, dispatcher: args.dispatcher, cacheDir: args.cacheDir, stats }),
+    }))));
+    return { source, release, records: parts.flatMap((p) => p.records ?? []) };
+  }));
+
+  const archSet = new Set(args.architectures);
+  for (const { source, release, records } of loaded) {
+    const releaseInfo = {
+      ...(release.origin ? { origin: release.origin } : {}), ...(release.label ? { label: release.label } : {}),
+      ...(release.suite ? { suite: release.suite } : {}), ...(release.codename ? { codename: release.codename } : {}),
+      notAutomatic: release.notAutomatic, butAutomaticUpgrades: release.butAutomaticUpgrades,
+    };
+    for (const fields of records) {
+      const paragraph: Paragraph = { fields };
+      const name = field(paragraph, 'Package');
+      const architecture = field(paragraph, 'Architecture') ?? 'all';
+      if (!name || (args.wanted && !args.wanted(name) && !providesWanted(paragraph, args.wanted)) || !archSet.has(architecture)) continue;
+      const version = field(paragraph, 'Version');
+      const filename = field(paragraph, 'Filename');
+      const sha256 = field(paragraph, 'SHA256');
+      if (!version || !filename || !sha256) continue;
+      const multiArch = field(paragraph, 'Multi-Arch');
+      const candidate: PackageCandidate = {
+        name, version, architecture, filename, sha256, paragraph,
+        size: Number(field(paragraph, 'Size') ?? '0'),
+        url: `${source.uri}/${filename}`,
+        release: releaseInfo,
+        ...(multiArch ? { multiArch } : {}),
+      };
+      push(byName, name, candidate);
+      for (const group of parseRelations(field(paragraph, 'Provides') ?? '')) for (const rel of group) push(byProvides, rel.name, candidate);
+    }
+  }
+  for (const list of byName.values()) list.sort((a, b) => compareDpkgVersions(b.version, a.version));
+
+  return {
+    stats,
+    candidates: (name) => byName.get(name) ?? [],
+    providers: (name) => byProvides.get(name) ?? [],
+    async openDeb(candidate) {
+      const res = await fetchWithRetries(args.dispatcher, candidate.url);
+      if (res.status !== 200) {
+        await res.body.dump();
+        throw new AptError('FETCH_FAILED', `${candidate.url}: HTTP ${res.status}`);
+      }
+      const verify = verifyingStream({ digest: `sha256:${candidate.sha256}`, size: candidate.size },
+        (_code, message) => new AptError('DEB_HASH_MISMATCH', `${candidate.url} does not match its Packages entry: ${message}`));
+      res.body.on('data', (chunk: Buffer) => { stats.bytesDownloaded += chunk.length; });
+      res.body.on('error', (error) => verify.destroy(error));
+      return res.body.pipe(verify);
+    },
+  };
+}
+
+/** binary-<arch> indexes to read: the image's architectures the release carries, plus binary-all when arch:all packages live only there. */
+function indexArchitectures(source: AptSource, release: Release, wanted: readonly string[]): string[] {
+  const archs = (source.architectures ?? wanted).filter((a) => a !== 'all' && (release.architectures.length === 0 || release.architectures.includes(a)));
+  if (!release.allInArchIndexes && release.architectures.includes('all')) archs.push('all');
+  return archs;
+}
+
+function providesWanted(paragraph: Paragraph, wanted: (name: string) => boolean): boolean {
+  const provides = field(paragraph, 'Provides');
+  return provides !== undefined && parseRelations(provides).some((g) => g.some((r) => wanted(r.name)));
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
