@@ -169,7 +169,8 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
           } else {
             await new Promise<void>((resolve, reject) => {
               const done = (error?: Error | null) => (error ? reject(error) : resolve());
-              if (entry.type === 'file') pack.entry(header, entry.content ?? Buffer.alloc(0), done);
+              // Regular files and whiteout markers carry a (possibly empty) body; the rest none.
+              if (header.type === 'file') pack.entry(header, entry.content ?? Buffer.alloc(0), done);
               else pack.entry(header, done);
             });
           }

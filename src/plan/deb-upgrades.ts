@@ -115,7 +115,7 @@ function newestCandidate(pkg: InstalledPackage, repositories: AptRepositories): 
 }
 
 function suiteName(c: PackageCandidate): string {
-  return c.release.suite ?? c.release.codename ?? 'the image\'s apt sources';
+  return c.release.codename ?? c.release.suite ?? 'the image\'s apt sources';
 }
 
 function toMember(name: string, architecture: string, version: string, p: { fields: readonly (readonly [string, string])[] }): Member {

@@ -1,10 +1,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import xzPackage from 'xz-decompress';
+import { xzDecompress } from './xz.js';
 import { DebError } from './errors.js';
-
-const { XzReadableStream } = xzPackage;
 
 /** Control members are small; anything bigger is not a Debian package. */
 const maxControlBytes = 64 * 1024 * 1024;
@@ -64,10 +62,7 @@ export async function readDebArchive(
 }
 
 function decompress(member: string, input: Readable): Readable {
-  if (member.endsWith('.xz')) {
-    const web = new XzReadableStream(toWeb(input));
-    return fromWeb(web);
-  }
+  if (member.endsWith('.xz')) return xzDecompress(input);
   if (member.endsWith('.gz')) return input.pipe(createGunzip());
   if (member === 'control.tar' || member === 'data.tar') return input;
   throw new DebError('DEB_UNSUPPORTED', `unsupported compression for ${member} (supported: xz, gzip, none)`);
@@ -102,14 +97,6 @@ function bufferStream(buffer: Buffer): Readable {
   const s = new PassThrough();
   s.end(buffer);
   return s;
-}
-
-// node:stream's web adapters, typed loosely: xz-decompress ships DOM stream types.
-function toWeb(input: Readable): ReadableStream<Uint8Array> {
-  return (PassThrough as unknown as { toWeb(r: Readable): ReadableStream<Uint8Array> }).toWeb(input);
-}
-function fromWeb(web: unknown): Readable {
-  return (PassThrough as unknown as { fromWeb(w: unknown): Readable }).fromWeb(web);
 }
 
 /** Sequential reads over a Readable without loading it whole. */

@@ -1,17 +1,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Dispatcher } from 'undici';
-import xzPackage from 'xz-decompress';
 import { verifyingStream } from '../../../oci/verify.js';
+import { xzDecompress } from '../xz.js';
 import { AptError } from './errors.js';
 import { fetchWithRetries } from './http.js';
 import type { Release } from './release.js';
-
-const { XzReadableStream } = xzPackage;
 
 /** The fields of a Packages stanza the planner and executor use; the rest is not kept. */
 const keptFields = new Set(['package', 'version', 'architecture', 'multi-arch', 'filename', 'size', 'sha256', 'provides', 'depends', 'pre-depends', 'breaks', 'conflicts', 'essential']);
@@ -73,10 +71,7 @@ export async function loadPackagesIndex(args: {
 }
 
 function decompress(path: string, input: Readable): Readable {
-  if (path.endsWith('.xz')) {
-    const web = new XzReadableStream((PassThrough as unknown as { toWeb(r: Readable): ReadableStream<Uint8Array> }).toWeb(input));
-    return (PassThrough as unknown as { fromWeb(w: unknown): Readable }).fromWeb(web);
-  }
+  if (path.endsWith('.xz')) return xzDecompress(input);
   if (path.endsWith('.gz')) return input.pipe(createGunzip());
   return input;
 }
