@@ -9,6 +9,8 @@ import { freePort, run, tmpDir } from './tools.js';
 export interface RegistryOptions {
   readonly htpasswd?: { readonly username: string; readonly password: string };
   readonly notifications?: { readonly url: string; readonly headers?: Record<string, string[]> };
+  /** distribution's token auth: JWTs signed by the key of `rootCertBundle`'s certificate. */
+  readonly token?: { readonly realm: string; readonly service: string; readonly issuer: string; readonly rootCertBundle: string };
 }
 
 export interface RunningRegistry {
@@ -36,6 +38,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const { stdout } = await run('htpasswd', ['-Bbn', options.htpasswd.username, options.htpasswd.password]);
     await writeFile(join(work.path, 'htpasswd'), stdout);
     lines.push('auth:', `  htpasswd: { realm: patchd-test, path: ${JSON.stringify(join(work.path, 'htpasswd'))} }`);
+  }
+  if (options.token) {
+    lines.push('auth:', `  token: { realm: ${JSON.stringify(options.token.realm)}, service: ${JSON.stringify(options.token.service)}, issuer: ${JSON.stringify(options.token.issuer)}, rootcertbundle: ${JSON.stringify(options.token.rootCertBundle)} }`);
   }
   if (options.notifications) {
     lines.push('notifications:', '  endpoints:', '    - name: patchd', `      url: ${JSON.stringify(options.notifications.url)}`,
