@@ -29,7 +29,7 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function pushImage(client: RegistryClient, ref: string, mediaType = MediaType.ociManifest) {
+async function pushImage(client: RegistryClient, ref: string, mediaType: string = MediaType.ociManifest) {
   const r = parseReference(ref);
   const layer = Buffer.from(`layer of ${ref} ${Math.random()}`);
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] } }));
@@ -187,7 +187,7 @@ describe('through a front server (redirects, throttling, corruption)', () => {
       const chunks: Buffer[] = [];
       up.on('data', (c: Buffer) => chunks.push(c));
       up.on('end', () => {
-        let body = Buffer.concat(chunks);
+        let body: Buffer = Buffer.concat(chunks);
         if (rewrite) body = rewrite(body);
         const headers = { ...up.headers, 'content-length': String(body.length) };
         res.writeHead(up.statusCode ?? 502, headers);
