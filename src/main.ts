@@ -136,6 +136,7 @@ export function describe(outcome: PatchOutcome): string {
   }
   if (outcome.status === 'patched') lines.push(`patched ${outcome.source} -> ${outcome.target} (${outcome.digest})`);
   else if (outcome.status === 'dry-run') lines.push(`dry run: nothing pushed for ${outcome.source}`);
+  else if (outcome.platforms.every((p) => p.skipped)) lines.push(`nothing patched in ${outcome.source}`);
   else lines.push(`nothing to patch in ${outcome.source}: it is up to date with its repositories`);
   return `${lines.join('\n')}\n`;
 }
