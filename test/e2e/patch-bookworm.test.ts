@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -69,6 +69,32 @@ test('npx patchd patch equals apt-get upgrade, file for file', { timeout: 20 * 6
     const apts = await run('chroot', [oracle.upgradedRoot, ...command]);
     assert.equal(ours.stdout.split('\n')[0], apts.stdout.split('\n')[0]);
   }
+});
+
+test('with a Trivy report, only the listed fixes (and what they need) are planned; fixes the archive lacks are reported', async () => {
+  const report = join(work, 'report.json');
+  await writeFile(report, JSON.stringify({
+    SchemaVersion: 2, ArtifactName: 'fixtures/bookworm:main',
+    Results: [{ Target: 'fixtures/bookworm:main (debian 12)', Class: 'os-pkgs', Type: 'debian', Vulnerabilities: [
+      { VulnerabilityID: 'TEST-0001', PkgName: 'libexpat1', InstalledVersion: '2.5.0-1+deb12u2', FixedVersion: '2.5.0-1+deb12u3', Severity: 'HIGH' },
+      { VulnerabilityID: 'TEST-0002', PkgName: 'openssl', InstalledVersion: '3.0.20-1~deb12u2', FixedVersion: '99.0.0-1', Severity: 'LOW' },
+    ] }],
+  }));
+  const { stdout } = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/bookworm:main`, '-r', report, '--dry-run', '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(stdout, /^libexpat1 2\.5\.0-1\+deb12u2 -> \S+ {2}\(TEST-0001\)$/m);
+  assert.doesNotMatch(stdout, /^tzdata /m);
+  assert.match(stdout, /^not available: openssl \(needs 99\.0\.0-1\): newest available is /m);
+});
+
+test('an image already up to date: nothing to patch, exit 0, nothing pushed', async () => {
+  const oracle = await aptUpgradedRoot();
+  const tar = join(work, 'upgraded.tar');
+  await run('tar', ['--numeric-owner', '-C', oracle.upgradedRoot, '-cf', tar, '.']);
+  await pushRootfsImage({ tarPath: tar, registryHost: registry.host, repository: 'fixtures/current', tag: 'main' });
+  const { stdout } = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/current:main`, '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(stdout, /nothing to patch in .*: it is up to date/);
+  const tags = await run('skopeo', ['list-tags', '--tls-verify=false', `docker://${registry.host}/fixtures/current`]);
+  assert.deepEqual(JSON.parse(tags.stdout).Tags, ['main']);
 });
 
 test('patching the patched tag again is refused: patchd never stacks patch layers', async () => {
