@@ -43,6 +43,9 @@ const handlers: Readonly<Record<string, PackageHandler>> = {
 /** Explicit triggers we reproduce in-process (see ldconfig.ts). */
 const handledTriggers = new Set(['ldconfig']);
 
+/** File triggers whose only effect is a cache under var/cache (man-db's index): nothing an image keeps meaningfully. */
+const inertFileTriggers = new Set(['man-db']);
+
 export function scriptsRequired(pkg: string, what: string): DebError {
   return new DebError('SCRIPTS_REQUIRED',
     `${pkg}: ${what}; patchd cannot reproduce that in-process — route it to the BuildKit executor, or pass --ignore-errors to skip this package`,
@@ -84,6 +87,7 @@ export async function checkMaintainerScripts(args: {
 
   const shipped = splitLines(control.get('md5sums')?.content ?? Buffer.alloc(0)).map((l) => `/${l.slice(34).replace(/^\.?\//, '')}`);
   for (const trigger of db.fileTriggers) {
+    if (inertFileTriggers.has(trigger.pkg)) continue;
     const hit = shipped.find((p) => p === trigger.path || p.startsWith(`${trigger.path}/`));
     if (hit) throw scriptsRequired(installed.name, `${hit} activates ${trigger.pkg}'s file trigger on ${trigger.path}`);
   }
