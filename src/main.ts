@@ -7,7 +7,7 @@ import { PatchdError } from './errors.js';
 import { pino } from 'pino';
 import { createLogger, type Logger } from './log.js';
 import { createRegistryClient } from './oci/client.js';
-import { dockerConfigKeychain } from './oci/keychain.js';
+import { dockerConfigKeychain, multiKeychain, staticKeychain } from './oci/keychain.js';
 import { parseReference } from './oci/reference.js';
 import { patchImage, type PatchOutcome, type ProgressEvent } from './pipeline.js';
 
@@ -15,6 +15,9 @@ const usage = `patchd — patch container images without rebuilding them
 
 Usage:
   patchd patch -i REF [-r REPORT] [-t TAG] [--tag-suffix S] [--ignore-errors] [--plain-http] [--dry-run]
+
+Registry credentials: $PATCHD_REGISTRY_USERNAME / $PATCHD_REGISTRY_PASSWORD for the
+image's registry, else the docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
 
 Options for patch:
   -i, --image REF        image to patch (tag or digest)
@@ -79,8 +82,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     const image = parseReference(values.image);
     const report = values.report ? await readReport(values.report) : undefined;
     const plainHttp = values['plain-http'];
+    // Explicit credentials (for the image's registry) come from the environment, never from argv.
+    const username = process.env.PATCHD_REGISTRY_USERNAME;
+    const explicit = username ? staticKeychain({ [image.registry]: { username, password: process.env.PATCHD_REGISTRY_PASSWORD ?? '' } }) : undefined;
     const client = createRegistryClient({
-      logger, dispatcher, keychain: dockerConfigKeychain(dockerConfig),
+      logger, dispatcher, keychain: explicit ? multiKeychain(explicit, dockerConfigKeychain(dockerConfig)) : dockerConfigKeychain(dockerConfig),
       ...(plainHttp ? { plainHttp: true } : {}),
     });
     const outcome = await patchImage(
