@@ -70,8 +70,12 @@ export interface PatchOutcome {
   readonly bytesDownloaded: number;
 }
 
-/** Paths read often enough during a patch to keep in memory on the first pass. */
-const capturedPaths = /^(etc\/(os-release|passwd|group|timezone|apt\/.*|ld\.so\.conf(\.d\/.*)?)|usr\/lib\/os-release|usr\/share\/keyrings\/.*|var\/lib\/dpkg\/(status|status\.d\/.*|diversions|statoverride|triggers\/.*|info\/.*\.(list|prerm|postrm|conffiles))|var\/cache\/debconf\/config\.dat)$/;
+/**
+ * Files kept in memory on the first pass over the layers: configuration
+ * (conffiles, apt sources, ca-certificates state), dpkg's database, keyrings.
+ * Anything else read later costs a second pass over its layer.
+ */
+const capturedPaths = /^(etc\/|var\/lib\/dpkg\/|usr\/share\/keyrings\/|usr\/lib\/os-release$|var\/cache\/debconf\/config\.dat$)/;
 
 /**
  * resolve → scan → plan → build → verify → publish for one reference. A
@@ -149,7 +153,7 @@ async function patchPlatform(
   }
 
   options.onProgress?.({ stage: 'scan', detail: platform });
-  const fs = await ImageFilesystem.load(image.layers, { capture: (p) => capturedPaths.test(p), logger });
+  const fs = await ImageFilesystem.load(image.layers, { capture: (p) => capturedPaths.test(p), maxCaptureBytes: 4 * 2 ** 20, logger });
   const users = await readUserDatabase(fs);
   const db = await DpkgDatabase.read(fs, users);
   if (!db) {
@@ -162,7 +166,11 @@ async function patchPlatform(
     return { outcome: { platform, skipped: 'the image has no apt sources to take updates from', failed: [] }, bytesDownloaded: 0 };
   }
   const architectures = await debianArchitectures(fs, image.config.architecture, image.config.variant);
-  const repositories = await loadAptRepositories({ root: fs, sources, architectures, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}) });
+  const installedNames = new Set(db.packages.map((p) => p.name));
+  const repositories = await loadAptRepositories({
+    root: fs, sources, architectures, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger,
+    wanted: (name) => installedNames.has(name), ...(deps.now ? { now: deps.now() } : {}),
+  });
   const plan = resolveDebUpgrades({ installed: db.packages, repositories, request: upgradeRequest(options.report) });
   logger.info({ platform, packages: plan.packages.map((p) => `${p.name} ${p.from} -> ${p.to}`), heldBack: plan.heldBack, unavailable: plan.unavailable }, 'plan');
   if (plan.packages.length === 0 || options.dryRun) {

@@ -61,11 +61,15 @@ interface Staged extends StagedEntry {
   readonly size: number;
 }
 
-/** Files up to this size stay in memory; larger ones are spooled. */
+/** Files up to this size may stay in memory, within the builder's budget; the rest is spooled to disk. */
 const inMemoryLimit = 1 << 20;
+const defaultMemoryBudget = 256 * 2 ** 20;
 
-export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; mediaType?: string; gzipLevel?: number }): LayerBuilder {
+export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; mediaType?: string; gzipLevel?: number; memoryBudget?: number }): LayerBuilder {
   const staged = new Map<string, Staged>();
+  // Bytes of file content held in memory: bounded, so a huge patch spools instead of growing the heap.
+  let inMemory = 0;
+  const budget = options.memoryBudget ?? defaultMemoryBudget;
   const mtime = options.mtime ?? new Date(0);
   const mediaType = options.mediaType ?? MediaType.ociLayerGzip;
   let workDir: Promise<string> | undefined;
@@ -85,7 +89,8 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
   const builder: LayerBuilder = {
     addDirectory(path, meta) { stage(path, { type: 'directory', meta, size: 0 }); },
     async addFile(path, meta, content) {
-      if (Buffer.isBuffer(content) && content.length <= inMemoryLimit) {
+      if (Buffer.isBuffer(content) && content.length <= inMemoryLimit && inMemory + content.length <= budget) {
+        inMemory += content.length;
         stage(path, { type: 'file', meta, content, size: content.length });
         return;
       }

@@ -16,11 +16,12 @@ export interface DebControlMember {
 /**
  * Streams a .deb (an `ar` archive): reads control.tar.* into memory, then hands
  * the decompressed data.tar stream to `onData` and waits for it to be consumed.
- * dpkg-deb guarantees control comes before data, so one pass suffices.
+ * dpkg-deb guarantees control comes before data, so one pass suffices. Without
+ * `onData` the data member is skipped undecompressed.
  */
 export async function readDebArchive(
   input: Readable,
-  onData: (dataTar: Readable, control: ReadonlyMap<string, DebControlMember>) => Promise<void>,
+  onData?: (dataTar: Readable, control: ReadonlyMap<string, DebControlMember>) => Promise<void>,
 ): Promise<ReadonlyMap<string, DebControlMember>> {
   const reader = new ByteReader(input);
   const magic = await reader.read(8);
@@ -40,7 +41,10 @@ export async function readDebArchive(
       if (size > maxControlBytes) throw new DebError('DEB_INVALID', `control member too large (${size} bytes)`);
       const raw = await reader.read(size);
       control = await readControlTar(decompress(name, bufferStream(raw)));
-    } else if (name.startsWith('data.tar')) {
+    } else if (name.startsWith('data.tar') && !onData) {
+      await reader.skip(size);
+      sawData = true;
+    } else if (name.startsWith('data.tar') && onData) {
       if (!control) throw new DebError('DEB_INVALID', 'data.tar comes before control.tar');
       const body = new PassThrough({ highWaterMark: 1 << 20 });
       const consumer = onData(decompress(name, body), control);

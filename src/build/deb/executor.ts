@@ -29,6 +29,8 @@ export interface DebExecutionResult {
 /** Files script handlers read back after unpacking (ca-certificates' bundle is built from them). */
 const readBackByHandlers = /^usr\/(local\/)?share\/ca-certificates\//;
 
+const smallFileBytes = 1 << 20;
+
 interface PreparedPackage {
   readonly planned: PlannedPackage;
   readonly installed: InstalledPackage;
@@ -74,7 +76,7 @@ export async function executeDebPlan(args: {
       args.onProgress?.({ phase: 'download', pkg: planned.name });
       const debPath = join(workDir, `${planned.name}_${planned.architecture}.deb`);
       await pipeline(await repositories.openDeb(planned.candidate), createWriteStream(debPath));
-      const control = await readDebArchive(createReadStream(debPath), async (data) => { data.resume(); await finished(data); });
+      const control = await readDebArchive(createReadStream(debPath));
       try {
         await checkMaintainerScripts({ db, installed, control, newVersion: planned.to, base });
         return { planned, installed, debPath, control };
@@ -155,7 +157,8 @@ async function unpackPackage(
           return;
         }
         if (readBackByHandlers.test(destination)) await view.addFile(destination, meta, await collect(stream));
-        else await builder.addFile(destination, meta, stream);
+        // Small files are handed over as bytes (the builder keeps them in memory within its budget); big ones stream to a spool file.
+        else await builder.addFile(destination, meta, (header.size ?? 0) <= smallFileBytes ? await collect(stream) : stream);
         return;
       }
       case 'symlink':

@@ -29,7 +29,7 @@ export interface PackageCandidate {
 }
 
 export interface AptRepositories {
-  /** Every version of the package across the sources, newest first. */
+  /** Every version of the package across the sources, newest first (within `wanted`, when given). */
   candidates(name: string): readonly PackageCandidate[];
   providers(virtualName: string): readonly PackageCandidate[];
   /** The .deb, verified against Size and SHA256 from Packages while it streams. */
@@ -50,6 +50,7 @@ export async function loadAptRepositories(args: {
   readonly cacheDir: string;
   readonly logger: Logger;
   readonly now?: Date;
+  /** Package names worth keeping (an upgrade only ever needs the installed ones); default all. */
   readonly wanted?: (name: string) => boolean;
 }): Promise<AptRepositories> {
   const stats = { bytesDownloaded: 0, indexCacheHits: 0, indexFetches: 0 };
@@ -62,7 +63,7 @@ export async function loadAptRepositories(args: {
     const release = await fetchRelease({ source, keys, dispatcher: args.dispatcher, cacheDir: args.cacheDir, logger: args.logger, now, stats });
     const archs = indexArchitectures(source, release, args.architectures);
     const parts = await Promise.all(source.components.flatMap((component) => archs.map(async (architecture) => ({
-      records: await loadPackagesIndex({ release, component, architecture, dispatcher: args.dispatcher, cacheDir: args.cacheDir, stats }),
+      records: await loadPackagesIndex({ release, component, architecture, dispatcher: args.dispatcher, cacheDir: args.cacheDir, stats, ...(args.wanted ? { wanted: args.wanted } : {}) }),
     }))));
     return { source, release, records: parts.flatMap((p) => p.records ?? []) };
   }));
@@ -78,7 +79,7 @@ export async function loadAptRepositories(args: {
       const paragraph: Paragraph = { fields };
       const name = field(paragraph, 'Package');
       const architecture = field(paragraph, 'Architecture') ?? 'all';
-      if (!name || (args.wanted && !args.wanted(name) && !providesWanted(paragraph, args.wanted)) || !archSet.has(architecture)) continue;
+      if (!name || !archSet.has(architecture)) continue;
       const version = field(paragraph, 'Version');
       const filename = field(paragraph, 'Filename');
       const sha256 = field(paragraph, 'SHA256');
@@ -121,11 +122,6 @@ function indexArchitectures(source: AptSource, release: Release, wanted: readonl
   const archs = (source.architectures ?? wanted).filter((a) => a !== 'all' && (release.architectures.length === 0 || release.architectures.includes(a)));
   if (!release.allInArchIndexes && release.architectures.includes('all')) archs.push('all');
   return archs;
-}
-
-function providesWanted(paragraph: Paragraph, wanted: (name: string) => boolean): boolean {
-  const provides = field(paragraph, 'Provides');
-  return provides !== undefined && parseRelations(provides).some((g) => g.some((r) => wanted(r.name)));
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

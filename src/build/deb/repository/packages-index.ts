@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,16 +25,18 @@ export type IndexRecord = readonly (readonly [string, string])[];
 export async function loadPackagesIndex(args: {
   release: Release; component: string; architecture: string; dispatcher: Dispatcher; cacheDir: string;
   stats: { bytesDownloaded: number; indexCacheHits: number; indexFetches: number };
+  /** Only these package names are returned (and parsed, on a cache hit). */
+  wanted?: (name: string) => boolean;
 }): Promise<IndexRecord[] | undefined> {
   const { release, component, architecture } = args;
   const dir = `${component}/binary-${architecture}`;
   const file = ['Packages.xz', 'Packages.gz', 'Packages'].map((n) => release.files.get(`${dir}/${n}`)).find(Boolean);
   if (!file) return undefined;
-  const cachePath = join(args.cacheDir, 'packages', `${file.sha256}.json`);
+  const cachePath = join(args.cacheDir, 'packages', `${file.sha256}.tsv`);
   const cached = await readFile(cachePath, 'utf8').catch(() => undefined);
-  if (cached) {
+  if (cached !== undefined) {
     args.stats.indexCacheHits++;
-    return JSON.parse(cached) as IndexRecord[];
+    return readCachedIndex(cached, args.wanted);
   }
 
   await mkdir(join(args.cacheDir, 'packages'), { recursive: true });
@@ -61,13 +63,33 @@ export async function loadPackagesIndex(args: {
     }
     if (!fetched) throw new AptError('INDEX_MISSING', `${release.distUrl}/${file.path}: not available`);
 
-    const records = await parsePackages(decompress(file.path, createReadStream(download)));
-    await writeFile(`${cachePath}.tmp`, JSON.stringify(records));
+    // Every record goes to the cache as it is parsed; only the wanted ones stay in memory.
+    const kept: IndexRecord[] = [];
+    const cache = createWriteStream(`${cachePath}.tmp`);
+    await parsePackages(decompress(file.path, createReadStream(download)), async (record) => {
+      const name = record.find(([n]) => n === 'Package')?.[1] ?? '';
+      if (!args.wanted || args.wanted(name)) kept.push(record);
+      if (!cache.write(`${name}\t${JSON.stringify(record)}\n`)) await new Promise<void>((r) => cache.once('drain', () => r()));
+    });
+    await new Promise<void>((resolve, reject) => cache.end((error?: Error | null) => (error ? reject(error) : resolve())));
     await rename(`${cachePath}.tmp`, cachePath);
-    return records;
+    return kept;
   } finally {
     await rm(download, { force: true });
   }
+}
+
+/** The cache holds one `name<TAB>json` line per package, so a lookup parses only the names it wants. */
+function readCachedIndex(text: string, wanted?: (name: string) => boolean): IndexRecord[] {
+  const out: IndexRecord[] = [];
+  for (let start = 0; start < text.length;) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const tab = text.indexOf('\t', start);
+    if (tab > start && tab < end && (!wanted || wanted(text.slice(start, tab)))) out.push(JSON.parse(text.slice(tab + 1, end)) as IndexRecord);
+    start = end + 1;
+  }
+  return out;
 }
 
 function decompress(path: string, input: Readable): Readable {
@@ -76,8 +98,8 @@ function decompress(path: string, input: Readable): Readable {
   return input;
 }
 
-/** Streams a Packages file, keeping only the fields we use; memory is the result, not the file. */
-async function parsePackages(stream: Readable): Promise<IndexRecord[]> {
+/** Streams a Packages file, handing over each stanza with only the fields we use. */
+async function parsePackages(stream: Readable, onRecord: (record: IndexRecord) => Promise<void>): Promise<void> {
   const out: IndexRecord[] = [];
   let current: [string, string][] = [];
   let keep = false;
@@ -104,8 +126,9 @@ async function parsePackages(stream: Readable): Promise<IndexRecord[]> {
     const lines = text.split('\n');
     partial = lines.pop() ?? '';
     for (const l of lines) line(l);
+    for (const record of out.splice(0)) await onRecord(record);
   }
   if (partial) line(partial);
   line('');
-  return out;
+  for (const record of out.splice(0)) await onRecord(record);
 }
