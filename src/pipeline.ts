@@ -7,6 +7,7 @@ import { DebError } from './build/deb/errors.js';
 import { executeDebPlan } from './build/deb/executor.js';
 import { PatchdError } from './errors.js';
 import { ImageFilesystem } from './image/filesystem.js';
+import type { Layer } from './image/layer.js';
 import { createLayerBuilder } from './image/layer-builder.js';
 import { appendLayer, imageFromRegistry, withAnnotations, withConfigCreated, type Image } from './image/mutate.js';
 import { parseManifest, type ImageIndex } from './image/types.js';
@@ -222,7 +223,7 @@ function upgradeRequest(report: unknown): UpgradeRequest {
 
 /** Re-reads the written layer (not our in-memory state) and checks every planned version landed. */
 async function verifyInstalled(
-  layer: Parameters<typeof ImageFilesystem.load>[0][number],
+  layer: Layer,
   expected: readonly { name: string; architecture: string; version: string }[],
   layout: 'status' | 'status.d',
 ): Promise<void> {
