@@ -10,9 +10,12 @@ rootfs=$(bash test/fixtures/build-bookworm.sh)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/patchd-demo.XXXX")
 registry_pid=""
+# Keeps the script's own exit status: the registry dying of our SIGTERM is not a failure.
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  local status=$?
+  if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
 
