@@ -12,6 +12,7 @@ import { createLayerBuilder } from './image/layer-builder.js';
 import { appendLayer, imageFromRegistry, withAnnotations, withConfigCreated, type Image } from './image/mutate.js';
 import { parseManifest, type ImageIndex } from './image/types.js';
 import type { Logger } from './log.js';
+import { readAllBytes } from './stream-bytes.js';
 import type { RegistryClient } from './oci/client.js';
 import { gzipLayerMediaTypeFor, isIndexMediaType } from './oci/media-types.js';
 import { formatReference, withDigest, type Reference } from './oci/reference.js';
@@ -142,7 +143,7 @@ async function patchPlatform(
   const { client, logger } = deps;
   const parsed = parseManifest(manifest.bytes, manifest.mediaType);
   if (parsed.kind !== 'manifest') throw new PipelineError('MANIFEST_INVALID', `${formatReference(ref)} is a nested index`);
-  const configBytes = await readAll(await client.openBlob(ref, parsed.manifest.config));
+  const configBytes = await readAllBytes(await client.openBlob(ref, parsed.manifest.config));
   const image = imageFromRegistry({
     manifestMediaType: manifest.mediaType,
     manifestBytes: manifest.bytes,
@@ -277,10 +278,4 @@ function summarise(options: PatchOptions, sourceDigest: string, platforms: Platf
     bytesDownloaded,
     ...(digest && target ? { target: formatReference(target), digest } : {}),
   };
-}
-
-async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }

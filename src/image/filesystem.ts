@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { Logger } from '../log.js';
+import { readAllBytes as collect } from '../stream-bytes.js';
 import { ImageError } from './errors.js';
 import { defaultDecompressLimits, openLayerTar, type DecompressLimits, type Layer } from './layer.js';
 import { baseName, normaliseEntryPath, parentOf } from './tar-path.js';
@@ -261,12 +262,6 @@ export async function forEachEntry(stream: Readable, handler: EntryHandler): Pro
     stream.on('error', fail);
     stream.pipe(extract);
   });
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 function drain(stream: Readable): Promise<void> {

@@ -21,7 +21,6 @@ function repositories(text: string, release: Partial<PackageCandidate['release']
   }));
   return {
     candidates: (name) => candidates.filter((c) => c.name === name),
-    providers: () => [],
     openDeb: () => { throw new Error('not used'); },
     stats: { bytesDownloaded: 0, indexCacheHits: 0, indexFetches: 0 },
   };

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Header as TarHeaders } from 'tar-stream';
 import { forEachEntry, type ImageFilesystem } from '../../image/filesystem.js';
+import { readAllBytes as collect } from '../../stream-bytes.js';
 import type { LayerBuilder } from '../../image/layer-builder.js';
 import type { Logger } from '../../log.js';
 import type { PatchPlan, PlannedPackage } from '../../plan/types.js';
@@ -265,12 +266,6 @@ function normaliseArchivePath(name: string, pkg: string): string {
 function ownerId(name: string | undefined, id: number | undefined, lookup: (name: string) => number | undefined): number {
   // dpkg prefers the name (resolved in the target's own passwd/group), then the number.
   return (name ? lookup(name) : undefined) ?? id ?? 0;
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 function finished(stream: Readable): Promise<void> {

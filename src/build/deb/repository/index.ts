@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../../../log.js';
 import { verifyingStream } from '../../../oci/verify.js';
 import { compareDpkgVersions } from '../../../scan/versions/dpkg.js';
-import { field, parseRelations, type Paragraph } from '../control.js';
+import { field, type Paragraph } from '../control.js';
 import { AptError } from './errors.js';
 import { fetchWithRetries } from './http.js';
 import { loadKeyring } from './keyring.js';
@@ -31,7 +31,6 @@ export interface PackageCandidate {
 export interface AptRepositories {
   /** Every version of the package across the sources, newest first (within `wanted`, when given). */
   candidates(name: string): readonly PackageCandidate[];
-  providers(virtualName: string): readonly PackageCandidate[];
   /** The .deb, verified against Size and SHA256 from Packages while it streams. */
   openDeb(candidate: PackageCandidate): Promise<Readable>;
   readonly stats: { bytesDownloaded: number; indexCacheHits: number; indexFetches: number };
@@ -56,7 +55,6 @@ export async function loadAptRepositories(args: {
   const stats = { bytesDownloaded: 0, indexCacheHits: 0, indexFetches: 0 };
   const now = args.now ?? new Date();
   const byName = new Map<string, PackageCandidate[]>();
-  const byProvides = new Map<string, PackageCandidate[]>();
 
   const loaded = await Promise.all(args.sources.map(async (source) => {
     const keys = await loadKeyring(args.root, source);
@@ -93,7 +91,6 @@ export async function loadAptRepositories(args: {
         ...(multiArch ? { multiArch } : {}),
       };
       push(byName, name, candidate);
-      for (const group of parseRelations(field(paragraph, 'Provides') ?? '')) for (const rel of group) push(byProvides, rel.name, candidate);
     }
   }
   for (const list of byName.values()) list.sort((a, b) => compareDpkgVersions(b.version, a.version));
@@ -101,7 +98,6 @@ export async function loadAptRepositories(args: {
   return {
     stats,
     candidates: (name) => byName.get(name) ?? [],
-    providers: (name) => byProvides.get(name) ?? [],
     async openDeb(candidate) {
       const res = await fetchWithRetries(args.dispatcher, candidate.url);
       if (res.status !== 200) {
