@@ -1,0 +1,116 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import { registryForHost, repositoryAllowed, type Config } from '../config.js';
+import { PatchdError } from '../errors.js';
+import { isOwnOutput } from '../events.js';
+import type { Logger } from '../log.js';
+import type { JobQueue } from '../queue/types.js';
+import type { Metrics } from './metrics.js';
+import { isWebhookSource, receivers } from './webhooks/receive.js';
+
+export interface AppDependencies {
+  readonly config: Config;
+  readonly queue: JobQueue;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Whether the worker and queue are up, for /readyz. */
+  readonly ready?: () => boolean;
+}
+
+/**
+ * The HTTP surface. Webhook routes only verify, validate, enqueue and answer:
+ * 202 with job ids, 200 with reasons for deliberately ignored events, 400 with
+ * the validation message, 401 for bad secrets or signatures, 403 for hosts
+ * that are not configured registries, 413 over the body limit. Patching
+ * happens in the worker.
+ */
+export function createApp(deps: AppDependencies): Hono {
+  const { config, queue, logger, metrics } = deps;
+  const app = new Hono();
+
+  app.post('/webhooks/:source', bodyLimit({
+    maxSize: config.webhooks.bodyLimitBytes,
+    onError: (c) => c.json({ error: `body over ${config.webhooks.bodyLimitBytes} bytes` }, 413),
+  }), async (c) => {
+    const source = c.req.param('source');
+    if (!isWebhookSource(source)) return c.json({ error: `unknown webhook source ${source}` }, 404);
+    const receiver = receivers[source];
+    const answer = (status: 200 | 202 | 400 | 401 | 403, outcome: string, body: Record<string, unknown>) => {
+      metrics.count('patchd_webhooks_total', { source, outcome });
+      return c.json(body, status);
+    };
+    const raw = new Uint8Array(await c.req.arrayBuffer());
+    const header = (name: string) => c.req.header(name);
+
+    const senders = Object.entries(config.registries).filter(([, r]) => r.webhookSecret && receiver.authenticated(header, r.webhookSecret, raw)).map(([name]) => name);
+    if (senders.length === 0) return answer(401, 'unauthorized', { error: 'missing or wrong webhook secret or signature' });
+
+    const ignoredDelivery = receiver.ignoredDelivery?.(header);
+    if (ignoredDelivery) return answer(200, 'ignored', { ignored: [ignoredDelivery] });
+
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
+    } catch (error) {
+      return answer(400, 'malformed', { error: `body is not JSON: ${(error as Error).message}` });
+    }
+    const parsed = receiver.schema.safeParse(json);
+    if (!parsed.success) return answer(400, 'malformed', { error: z.prettifyError(parsed.error) });
+
+    const received = receiver.events(parsed.data as never);
+    const ignored = [...received.ignored];
+    const refused: string[] = [];
+    const jobs: { id: string; duplicate: boolean; image: string }[] = [];
+    for (const event of received.events) {
+      const target = registryForHost(config, event.host);
+      // Only configured registries, and only the one whose secret signed this delivery, are ever contacted.
+      if (!target || !senders.includes(target.name)) { refused.push(`registry host ${event.host} is not configured for this webhook`); continue; }
+      const image = `${event.host}/${event.repository}${event.tag ? `:${event.tag}` : ''}${event.digest ? `@${event.digest}` : ''}`;
+      const own = isOwnOutput(event, { tagSuffix: target.registry.policy.tagSuffix, ownActors: target.registry.ownActors });
+      if (own) { ignored.push(`${image}: ${own}`); continue; }
+      if (!repositoryAllowed(target.registry.policy, event.repository)) { ignored.push(`${image}: repository excluded by policy`); continue; }
+      const { id, created } = queue.enqueue({
+        registry: target.name, repository: event.repository, source: event.source, trigger: event.trigger,
+        ...(event.digest ? { digest: event.digest } : {}), ...(event.tag ? { tag: event.tag } : {}),
+      });
+      jobs.push({ id, duplicate: !created, image });
+    }
+    logger.info({ source, jobs, ignored, refused }, 'webhook');
+    if (jobs.length > 0) return answer(202, 'accepted', { jobs, ignored, refused });
+    if (refused.length > 0) return answer(403, 'refused', { error: refused.join('; '), ignored });
+    return answer(200, 'ignored', { ignored });
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const ready = deps.ready?.() ?? true;
+    return c.json({ status: ready ? 'ready' : 'starting', queue: queue.counts() }, ready ? 200 : 503);
+  });
+  app.get('/jobs', (c) => {
+    const status = c.req.query('status');
+    const limit = Number(c.req.query('limit') ?? 100);
+    const allowed = ['queued', 'running', 'succeeded', 'skipped', 'dead'] as const;
+    if (status && !allowed.includes(status as (typeof allowed)[number])) return c.json({ error: `status must be one of ${allowed.join(', ')}` }, 400);
+    return c.json({ jobs: queue.list({ ...(status ? { status: status as (typeof allowed)[number] } : {}), limit: Number.isFinite(limit) ? limit : 100 }) });
+  });
+  app.get('/jobs/:id', (c) => {
+    const job = queue.get(c.req.param('id'));
+    return job ? c.json(job) : c.json({ error: 'no such job' }, 404);
+  });
+  app.get('/metrics', (c) => {
+    const counts = queue.counts();
+    const gauges = Object.fromEntries(Object.entries(counts).map(([status, n]) => [`patchd_jobs{status="${status}"}`, n]));
+    return c.text(metrics.render(gauges), 200, { 'content-type': 'text/plain; version=0.0.4' });
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof PatchdError) {
+      logger.warn({ code: error.code, err: error.message }, 'request failed');
+      return c.json({ error: error.message, code: error.code }, 400);
+    }
+    logger.error({ err: error }, 'internal error');
+    return c.json({ error: 'internal error' }, 500);
+  });
+  return app;
+}

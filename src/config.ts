@@ -1,0 +1,86 @@
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { PatchdError } from './errors.js';
+
+export class ConfigError extends PatchdError {}
+
+const RegistrySchema = z.object({
+  /** Where patchd reaches the registry: 'https://harbor.example.com', 'http://127.0.0.1:5000'. */
+  url: z.url(),
+  /** Host names the registry's webhooks use for it; the url's own host is always included. */
+  hosts: z.array(z.string().min(1)).default([]),
+  webhookSecret: z.string().min(1).optional(),
+  credentials: z.object({ username: z.string(), password: z.string() }).optional(),
+  /** docker config.json with credentials for this registry. */
+  dockerConfig: z.string().optional(),
+  /** Registry identities that are patchd itself (e.g. Harbor robot account): their pushes are never patched. */
+  ownActors: z.array(z.string()).default([]),
+  policy: z.object({
+    include: z.array(z.string()).default(['**']),
+    exclude: z.array(z.string()).default([]),
+    tagSuffix: z.string().regex(/^[A-Za-z0-9._-]+$/).default('-patched'),
+    ignoreErrors: z.boolean().default(false),
+  }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false }),
+}).strict();
+
+export const ConfigSchema = z.object({
+  server: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) }).strict().default({ host: '127.0.0.1', port: 8080 }),
+  dataDir: z.string().default('./data'),
+  cacheDir: z.string().optional(),
+  worker: z.object({
+    concurrency: z.number().int().min(1).max(64).default(2),
+    maxAttempts: z.number().int().min(1).max(50).default(5),
+    retryBaseMs: z.number().int().min(1).default(2000),
+  }).strict().default({ concurrency: 2, maxAttempts: 5, retryBaseMs: 2000 }),
+  webhooks: z.object({ bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024) }).strict().default({ bodyLimitBytes: 1024 * 1024 }),
+  registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'registry names are lower-case words'), RegistrySchema),
+}).strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type RegistryConfig = Config['registries'][string];
+
+/**
+ * Parses the YAML config and applies secret overrides from the environment
+ * (PATCHD_<NAME>_WEBHOOK_SECRET, PATCHD_<NAME>_USERNAME / _PASSWORD, NAME upper-cased,
+ * '-' as '_'). Pure: the caller reads the file and passes the environment.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, yamlText: string, origin = 'config'): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(yamlText);
+  } catch (error) {
+    throw new ConfigError('CONFIG_INVALID', `${origin} is not valid YAML: ${(error as Error).message}`, { cause: error });
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError('CONFIG_INVALID', `${origin}: ${z.prettifyError(parsed.error)}`);
+  const config = parsed.data;
+  for (const [name, registry] of Object.entries(config.registries)) {
+    const prefix = `PATCHD_${name.toUpperCase().replace(/-/g, '_')}_`;
+    const secret = env[`${prefix}WEBHOOK_SECRET`];
+    if (secret) registry.webhookSecret = secret;
+    const username = env[`${prefix}USERNAME`];
+    if (username) registry.credentials = { username, password: env[`${prefix}PASSWORD`] ?? '' };
+    const own = new URL(registry.url).host;
+    if (!registry.hosts.includes(own)) registry.hosts.push(own);
+  }
+  return config;
+}
+
+/** The configured registry a webhook's host belongs to, if any: nothing else is ever contacted. */
+export function registryForHost(config: Config, host: string): { name: string; registry: RegistryConfig } | undefined {
+  const wanted = host.toLowerCase();
+  for (const [name, registry] of Object.entries(config.registries)) {
+    if (registry.hosts.some((h) => h.toLowerCase() === wanted)) return { name, registry };
+  }
+  return undefined;
+}
+
+/** Repository include/exclude globs: '*' within a path segment, '**' across segments. */
+export function repositoryAllowed(policy: RegistryConfig['policy'], repository: string): boolean {
+  const match = (glob: string) => new RegExp(`^${glob.split('**').map((part) => part.split('*').map(escape).join('[^/]*')).join('.*')}$`).test(repository);
+  return policy.include.some(match) && !policy.exclude.some(match);
+}
+
+function escape(s: string): string {
+  return s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Job, JobQueue, JobRequest, JobStatus } from './types.js';
+
+interface Row {
+  id: string; registry: string; repository: string; digest: string | null; tag: string | null; source: string; trigger: string;
+  status: JobStatus; attempts: number; last_error: string | null; result: string | null;
+  created_at: string; updated_at: string; started_at: string | null; finished_at: string | null;
+}
+
+/** The embedded default: one SQLite file (WAL) in dataDir; every write is committed before it returns. */
+export function openSqliteQueue(path: string): JobQueue {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes (kill -9)
+  db.pragma('busy_timeout = 5000');
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS jobs (
+      id TEXT PRIMARY KEY,
+      dedupe_key TEXT NOT NULL UNIQUE,
+      registry TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT, tag TEXT, source TEXT NOT NULL, trigger TEXT NOT NULL,
+      status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, result TEXT,
+      not_before TEXT NOT NULL,
+      created_at TEXT NOT NULL, updated_at TEXT NOT NULL, started_at TEXT, finished_at TEXT
+    );
+    CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (status, not_before);
+  `);
+
+  const now = () => new Date().toISOString();
+  const keyOf = (r: { registry: string; repository: string; digest?: string | null; tag?: string | null }) =>
+    r.digest ? `${r.registry}|${r.repository}|${r.digest}` : `${r.registry}|${r.repository}|tag:${r.tag ?? ''}`;
+  const toJob = (row: Row): Job => ({
+    id: row.id, registry: row.registry, repository: row.repository, source: row.source, trigger: row.trigger,
+    status: row.status, attempts: row.attempts, createdAt: row.created_at, updatedAt: row.updated_at,
+    ...(row.digest ? { digest: row.digest } : {}), ...(row.tag ? { tag: row.tag } : {}),
+    ...(row.last_error ? { lastError: row.last_error } : {}), ...(row.result ? { result: JSON.parse(row.result) as unknown } : {}),
+    ...(row.started_at ? { startedAt: row.started_at } : {}), ...(row.finished_at ? { finishedAt: row.finished_at } : {}),
+  });
+
+  const insert = db.prepare(`INSERT INTO jobs (id, dedupe_key, registry, repository, digest, tag, source, trigger, status, not_before, created_at, updated_at)
+    VALUES (@id, @key, @registry, @repository, @digest, @tag, @source, @trigger, 'queued', @at, @at, @at) ON CONFLICT(dedupe_key) DO NOTHING`);
+  const byKey = db.prepare('SELECT id FROM jobs WHERE dedupe_key = ?');
+  const next = db.prepare(`SELECT * FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY not_before, created_at LIMIT 1`);
+  const markRunning = db.prepare(`UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = @at, updated_at = @at WHERE id = @id AND status = 'queued'`);
+  const byId = db.prepare('SELECT * FROM jobs WHERE id = ?');
+
+  const claim = db.transaction((at: string): Job | undefined => {
+    const row = next.get(at) as Row | undefined;
+    if (!row) return undefined;
+    markRunning.run({ id: row.id, at });
+    return toJob(byId.get(row.id) as Row);
+  });
+
+  return {
+    enqueue(request) {
+      const at = now();
+      const id = randomUUID();
+      const key = keyOf(request);
+      const info = insert.run({ id, key, registry: request.registry, repository: request.repository, digest: request.digest ?? null, tag: request.tag ?? null, source: request.source, trigger: request.trigger, at });
+      if (info.changes === 1) return { id, created: true };
+      return { id: (byKey.get(key) as { id: string }).id, created: false };
+    },
+    claim: (at = new Date()) => claim(at.toISOString()),
+    succeed(id, status, result) {
+      const at = now();
+      db.prepare(`UPDATE jobs SET status = ?, result = ?, last_error = NULL, finished_at = ?, updated_at = ? WHERE id = ?`).run(status, JSON.stringify(result ?? null), at, at, id);
+    },
+    fail(id, error, retryAt) {
+      const at = now();
+      if (retryAt) db.prepare(`UPDATE jobs SET status = 'queued', last_error = ?, not_before = ?, updated_at = ? WHERE id = ?`).run(error, retryAt.toISOString(), at, id);
+      else db.prepare(`UPDATE jobs SET status = 'dead', last_error = ?, finished_at = ?, updated_at = ? WHERE id = ?`).run(error, at, at, id);
+    },
+    attachDigest(id, digest) {
+      const row = byId.get(id) as Row | undefined;
+      if (!row) return false;
+      const key = keyOf({ registry: row.registry, repository: row.repository, digest });
+      const holder = byKey.get(key) as { id: string } | undefined;
+      if (holder && holder.id !== id) return false;
+      db.prepare('UPDATE jobs SET digest = ?, dedupe_key = ?, updated_at = ? WHERE id = ?').run(digest, key, now(), id);
+      return true;
+    },
+    recoverInterrupted() {
+      return db.prepare(`UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'`).run(now()).changes;
+    },
+    get: (id) => {
+      const row = byId.get(id) as Row | undefined;
+      return row ? toJob(row) : undefined;
+    },
+    list(options = {}) {
+      const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
+      const rows = options.status
+        ? db.prepare('SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?').all(options.status, limit)
+        : db.prepare('SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?').all(limit);
+      return (rows as Row[]).map(toJob);
+    },
+    counts() {
+      const out: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, skipped: 0, dead: 0 };
+      for (const r of db.prepare('SELECT status, COUNT(*) n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) out[r.status] = r.n;
+      return out;
+    },
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,46 @@
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'skipped' | 'dead';
+
+export interface JobRequest {
+  /** Configured registry name. */
+  readonly registry: string;
+  readonly repository: string;
+  readonly digest?: string;
+  readonly tag?: string;
+  readonly source: string;
+  readonly trigger: string;
+}
+
+export interface Job extends JobRequest {
+  readonly id: string;
+  readonly status: JobStatus;
+  readonly attempts: number;
+  readonly lastError?: string;
+  /** JSON result of the patch (outcome summary), when finished. */
+  readonly result?: unknown;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+}
+
+/**
+ * The durable queue. Enqueue is idempotent per (registry, repository, digest)
+ * — or per tag when the sender gave no digest — so at-least-once delivery and
+ * one-event-per-child never patch twice.
+ */
+export interface JobQueue {
+  enqueue(request: JobRequest): { readonly id: string; readonly created: boolean };
+  /** The next runnable job, marked running; undefined when none is due. */
+  claim(now?: Date): Job | undefined;
+  succeed(id: string, status: 'succeeded' | 'skipped', result: unknown): void;
+  /** Failed attempt: back to queued after `retryAt`, or dead when attempts are exhausted. */
+  fail(id: string, error: string, retryAt: Date | undefined): void;
+  /** A digest found for a tag-only job; false when another job already has it (the duplicate is skipped). */
+  attachDigest(id: string, digest: string): boolean;
+  /** Jobs left running by a crash go back to the queue. */
+  recoverInterrupted(): number;
+  get(id: string): Job | undefined;
+  list(options?: { status?: JobStatus; limit?: number }): Job[];
+  counts(): Record<JobStatus, number>;
+  close(): void;
+}
