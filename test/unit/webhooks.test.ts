@@ -28,7 +28,7 @@ function setup() {
   const queue = openSqliteQueue(':memory:');
   const app = createApp({ config, queue, logger: silentLogger(), metrics: new Metrics() });
   const post = (source: string, body: string | Buffer, headers: Record<string, string>) =>
-    app.request(`/webhooks/${source}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+    app.request(`/webhooks/${source}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers: { 'content-type': 'application/json', ...headers } });
   return { queue, app, post };
 }
 const vendorFile = (path: string) => readFile(new URL(path, vendor));
