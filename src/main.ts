@@ -1,9 +1,15 @@
 import { readFile } from 'node:fs/promises';
+import { serve as serveHttp } from '@hono/node-server';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent } from 'undici';
+import { createApp } from './app/app.js';
+import { Metrics } from './app/metrics.js';
+import { loadConfig } from './config.js';
 import { PatchdError } from './errors.js';
+import { openSqliteQueue } from './queue/sqlite.js';
+import { startWorker } from './worker.js';
 import { pino } from 'pino';
 import { createLogger, type Logger } from './log.js';
 import { createRegistryClient } from './oci/client.js';
@@ -15,6 +21,7 @@ const usage = `patchd — patch container images without rebuilding them
 
 Usage:
   patchd patch -i REF [-r REPORT] [-t TAG] [--tag-suffix S] [--ignore-errors] [--plain-http] [--dry-run]
+  patchd serve --config FILE
 
 Registry credentials: $PATCHD_REGISTRY_USERNAME / $PATCHD_REGISTRY_PASSWORD for the
 image's registry, else the docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
@@ -40,6 +47,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(usage);
     return command ? 0 : 2;
   }
+  if (command === 'serve') return serveCommand(rest);
   if (command !== 'patch') {
     process.stderr.write(`patchd: unknown command "${command}"\n\n${usage}`);
     return 2;
@@ -158,4 +166,49 @@ class ProgressDisplay {
   done(): void {
     process.stderr.write('\r\x1b[2K');
   }
+}
+
+/** `patchd serve`: webhooks in, durable queue, worker; runs until SIGTERM/SIGINT. */
+async function serveCommand(argv: readonly string[]): Promise<number> {
+  let configPath: string | undefined;
+  try {
+    ({ values: { config: configPath } } = parseArgs({ args: [...argv], options: { config: { type: 'string', short: 'c' } }, strict: true }));
+  } catch (error) {
+    process.stderr.write(`patchd: ${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (!configPath) { process.stderr.write(`patchd: serve needs --config FILE\n\n${usage}`); return 2; }
+  const logger = createLogger({ level: process.env.PATCHD_LOG_LEVEL ?? 'info' });
+  let config;
+  try {
+    config = loadConfig(process.env, await readFile(configPath, 'utf8'), configPath);
+  } catch (error) {
+    return reportError(error, logger);
+  }
+  const dataDir = resolve(config.dataDir);
+  const queue = openSqliteQueue(join(dataDir, 'queue.sqlite'));
+  const recovered = queue.recoverInterrupted();
+  const metrics = new Metrics();
+  const dispatcher = new Agent({ connections: 16 });
+  const worker = startWorker({
+    config, queue, logger, metrics, dispatcher,
+    cacheDir: config.cacheDir ? resolve(config.cacheDir) : join(dataDir, 'cache'),
+    tmpDir: process.env.TMPDIR ?? tmpdir(),
+  });
+  let started = false;
+  const app = createApp({ config, queue, logger, metrics, ready: () => started });
+  const server = serveHttp({ fetch: app.fetch, hostname: config.server.host, port: config.server.port }, (info) => {
+    started = true;
+    logger.info({ address: info.address, port: info.port, recovered }, 'patchd serving');
+  });
+  await new Promise<void>((done) => {
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down: no new webhooks, finishing running jobs');
+      server.close();
+      void worker.stop().then(() => { queue.close(); return dispatcher.close(); }).finally(done);
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  return 0;
 }

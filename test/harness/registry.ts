@@ -7,6 +7,8 @@ import { freePort, run, tmpDir } from './tools.js';
 // loopback port, with filesystem storage in a temp dir that stop() removes.
 
 export interface RegistryOptions {
+  /** A port chosen beforehand (when another process must know it first); default a free one. */
+  readonly port?: number;
   readonly htpasswd?: { readonly username: string; readonly password: string };
   readonly notifications?: { readonly url: string; readonly headers?: Record<string, string[]> };
   /** distribution's token auth: JWTs signed by the key of `rootCertBundle`'s certificate. */
@@ -24,7 +26,7 @@ export interface RunningRegistry {
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
   const work = await tmpDir('patchd-registry');
-  const port = await freePort();
+  const port = options.port ?? await freePort();
   const host = `127.0.0.1:${port}`;
   const lines = [
     'version: 0.1',

@@ -1,0 +1,107 @@
+import type { Dispatcher } from 'undici';
+import type { Metrics } from './app/metrics.js';
+import type { Config } from './config.js';
+import { PatchdError } from './errors.js';
+import type { Logger } from './log.js';
+import { createRegistryClient } from './oci/client.js';
+import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
+import { patchImage } from './pipeline.js';
+import type { Job, JobQueue } from './queue/types.js';
+
+export interface WorkerDependencies {
+  readonly config: Config;
+  readonly queue: JobQueue;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly dispatcher: Dispatcher;
+  readonly cacheDir: string;
+  readonly tmpDir: string;
+}
+
+/** Failures worth another attempt: registries and mirrors being busy or unreachable. */
+const transientCodes = new Set(['NETWORK', 'TOOMANYREQUESTS', 'UNEXPECTED_STATUS', 'FETCH_FAILED', 'INDEX_MISSING']);
+
+/**
+ * Runs queued patch jobs, `concurrency` at a time: resolves tag-only pushes
+ * to a digest (a second job for the same digest is skipped), patches, records
+ * the outcome; transient failures are retried with exponential backoff and a
+ * job that keeps failing ends dead with its last error. stop() stops claiming
+ * and waits for running jobs; any it cuts short are requeued on the next start.
+ */
+export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number): Promise<void>; wake(): void } {
+  const { config, queue, logger, metrics } = deps;
+  let stopping = false;
+  let wakeUp: (() => void) | undefined;
+  const sleep = (ms: number) => new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    wakeUp = () => { clearTimeout(timer); resolve(); };
+  });
+
+  const slots = Array.from({ length: config.worker.concurrency }, async () => {
+    while (!stopping) {
+      const job = queue.claim();
+      if (!job) { await sleep(250); continue; }
+      await runJob(job);
+    }
+  });
+
+  async function runJob(job: Job): Promise<void> {
+    const started = Date.now();
+    const log = logger.child({ job: job.id, registry: job.registry, repository: job.repository });
+    const registry = config.registries[job.registry];
+    if (!registry) { queue.fail(job.id, `registry ${job.registry} is no longer configured`, undefined); return; }
+    const endpoint = new URL(registry.url);
+    const keychain: Keychain = registry.credentials
+      ? staticKeychain({ [endpoint.host]: registry.credentials })
+      : dockerConfigKeychain(registry.dockerConfig ?? '/nonexistent/config.json');
+    const client = createRegistryClient({ logger: log, dispatcher: deps.dispatcher, keychain, plainHttp: (host) => host === endpoint.host && endpoint.protocol === 'http:' });
+    try {
+      if (!job.tag) {
+        queue.succeed(job.id, 'skipped', { reason: 'pushed by digest only: no tag to name the patched image after' });
+        return;
+      }
+      let digest = job.digest;
+      if (!digest) {
+        const head = await client.headManifest({ registry: endpoint.host, repository: job.repository, tag: job.tag });
+        if (!head) { queue.succeed(job.id, 'skipped', { reason: `${job.repository}:${job.tag} no longer exists` }); return; }
+        digest = head.digest;
+        if (!queue.attachDigest(job.id, digest)) { queue.succeed(job.id, 'skipped', { reason: `duplicate: ${digest} is already handled by another job` }); return; }
+      }
+      const outcome = await patchImage(
+        { client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir },
+        { image: { registry: endpoint.host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false },
+      );
+      const summary = {
+        status: outcome.status, target: outcome.target, digest: outcome.digest, sourceDigest: outcome.sourceDigest,
+        platforms: outcome.platforms.map(({ plan, ...p }) => ({ ...p, packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), heldBack: plan?.heldBack, unavailable: plan?.unavailable })),
+      };
+      queue.succeed(job.id, outcome.status === 'patched' ? 'succeeded' : 'skipped', summary);
+      metrics.count('patchd_patch_outcomes_total', { outcome: outcome.status });
+      log.info({ status: outcome.status, target: outcome.target }, 'job done');
+    } catch (error) {
+      const code = error instanceof PatchdError ? error.code : 'INTERNAL';
+      const message = error instanceof Error ? error.message : String(error);
+      if (code === 'ALREADY_PATCHED') {
+        queue.succeed(job.id, 'skipped', { reason: message });
+        return;
+      }
+      const transient = (error as { transient?: boolean }).transient === true || transientCodes.has(code);
+      const retryAt = transient && job.attempts < config.worker.maxAttempts
+        ? new Date(Date.now() + config.worker.retryBaseMs * 2 ** (job.attempts - 1) * (0.75 + Math.random() / 2)) : undefined;
+      queue.fail(job.id, `${code}: ${message}`, retryAt);
+      metrics.count('patchd_patch_outcomes_total', { outcome: retryAt ? 'retry' : 'dead' });
+      log.warn({ code, err: message, retryAt }, retryAt ? 'job failed, will retry' : 'job failed for good');
+    } finally {
+      metrics.observe('patchd_job_duration_seconds', { registry: job.registry }, (Date.now() - started) / 1000);
+    }
+  }
+
+  return {
+    wake: () => wakeUp?.(),
+    async stop(timeoutMs = 30_000) {
+      stopping = true;
+      wakeUp?.();
+      await Promise.race([Promise.all(slots), new Promise((r) => setTimeout(r, timeoutMs))]);
+    },
+  };
+}

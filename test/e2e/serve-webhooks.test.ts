@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
+import { startRegistry, type RunningRegistry } from '../harness/registry.js';
+import { freePort, run, tmpDir, type TempDir } from '../harness/tools.js';
+
+// patchd serve end to end: a real docker-registry notifies patchd of a push;
+// `<tag>-patched` appears; one job for the digest, none for our own push.
+
+const repoRoot = new URL('../..', import.meta.url).pathname;
+let work: TempDir;
+let registry: RunningRegistry;
+let patchd: ChildProcess;
+let patchdUrl: string;
+let exited: Promise<number | null>;
+
+before(async () => {
+  work = await tmpDir('patchd-serve');
+  const [registryPort, patchdPort] = [await freePort(), await freePort()];
+  patchdUrl = `http://127.0.0.1:${patchdPort}`;
+  const config = join(work.path, 'patchd.yaml');
+  await writeFile(config, [
+    `server: { host: 127.0.0.1, port: ${patchdPort} }`,
+    `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
+    'worker: { concurrency: 1, retryBaseMs: 500 }',
+    'registries:',
+    '  local:',
+    `    url: http://127.0.0.1:${registryPort}`,
+    `    hosts: ["127.0.0.1:${registryPort}"]`,
+    '    webhookSecret: change-me',
+  ].join('\n'));
+  patchd = spawn('node', [join(repoRoot, 'bin/patchd.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PATCHD_LOCAL_WEBHOOK_SECRET: 's3cret' } });
+  exited = new Promise((resolve) => patchd.once('exit', (code) => resolve(code)));
+  for (let i = 0; ; i++) {
+    if (await fetch(`${patchdUrl}/healthz`).then((r) => r.ok, () => false)) break;
+    if (i > 100) throw new Error('patchd serve did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  registry = await startRegistry({ port: registryPort, notifications: { url: `${patchdUrl}/webhooks/distribution`, headers: { Authorization: ['Bearer s3cret'] } } });
+});
+
+after(async () => {
+  if (patchd && patchd.exitCode === null) patchd.kill('SIGKILL');
+  await registry?.stop();
+  await work?.remove();
+});
+
+interface Job { id: string; repository: string; tag?: string; digest?: string; status: string; result?: { target?: string } }
+
+test('a push notified by the registry is patched once; our own push is ignored', { timeout: 10 * 60_000 }, async () => {
+  const pushed = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'fixtures/bookworm', tag: 'main' });
+  let tags: string[] = [];
+  for (let i = 0; i < 600 && !tags.includes('main-patched'); i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    tags = JSON.parse((await run('skopeo', ['list-tags', '--tls-verify=false', `docker://${registry.host}/fixtures/bookworm`])).stdout).Tags;
+  }
+  assert.ok(tags.includes('main-patched'), `tags: ${tags.join(', ')}`);
+  // The registry also notifies patchd of its own -patched push: give it time to arrive.
+  let metrics = '';
+  for (let i = 0; i < 100 && !/outcome="ignored"/.test(metrics); i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    metrics = await (await fetch(`${patchdUrl}/metrics`)).text();
+  }
+  assert.match(metrics, /patchd_webhooks_total\{outcome="ignored",source="distribution"\} \d+/);
+
+  const { jobs } = await (await fetch(`${patchdUrl}/jobs`)).json() as { jobs: Job[] };
+  assert.equal(jobs.length, 1, JSON.stringify(jobs));
+  assert.equal(jobs[0]!.digest, pushed.digest);
+  assert.equal(jobs[0]!.status, 'succeeded');
+  assert.match(jobs[0]!.result?.target ?? '', /fixtures\/bookworm:main-patched$/);
+  const one = await (await fetch(`${patchdUrl}/jobs/${jobs[0]!.id}`)).json() as Job;
+  assert.equal(one.id, jobs[0]!.id);
+});
+
+test('SIGTERM stops the service cleanly', async () => {
+  patchd.kill('SIGTERM');
+  assert.equal(await exited, 0);
+});
