@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { openSqliteQueue } from '../../src/queue/sqlite.js';
+import { tmpDir } from '../harness/tools.js';
+
+const work = await tmpDir('patchd-queue');
+after(() => work.remove());
+const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
+const request = (n: number, extra: Record<string, string> = {}) => ({ registry: 'local', repository: 'app', digest: digest(n), tag: 'v1', source: 'distribution', trigger: 'push', ...extra });
+
+test('enqueue is idempotent per (registry, repository, digest)', () => {
+  const q = openSqliteQueue(':memory:');
+  const a = q.enqueue(request(1));
+  const b = q.enqueue({ ...request(1), source: 'harbor' });
+  assert.equal(a.created, true);
+  assert.deepEqual(b, { id: a.id, created: false });
+  assert.equal(q.enqueue(request(2)).created, true);
+  assert.equal(q.enqueue({ ...request(1), repository: 'other' }).created, true);
+  assert.equal(q.counts().queued, 3);
+});
+
+test('jobs survive closing and reopening; running ones are recovered after a crash', () => {
+  const path = join(work.path, 'q.sqlite');
+  const q1 = openSqliteQueue(path);
+  const a = q1.enqueue(request(1)).id;
+  const b = q1.enqueue(request(2)).id;
+  assert.equal(q1.claim()?.id, a);
+  q1.close(); // as if killed while `a` was running
+  const q2 = openSqliteQueue(path);
+  assert.equal(q2.get(a)?.status, 'running');
+  assert.equal(q2.recoverInterrupted(), 1);
+  const claimed = [q2.claim()?.id, q2.claim()?.id].sort();
+  assert.deepEqual(claimed, [a, b].sort());
+  assert.equal(q2.get(a)?.attempts, 2);
+  q2.close();
+});
+
+test('failures retry after their time, then die with the last error; success records the result', () => {
+  const q = openSqliteQueue(':memory:');
+  const { id } = q.enqueue(request(1));
+  q.claim();
+  const later = new Date(Date.now() + 60_000);
+  q.fail(id, 'NETWORK: reset', later);
+  assert.equal(q.claim(), undefined, 'not before its retry time');
+  assert.equal(q.claim(new Date(later.getTime() + 1))?.id, id);
+  q.fail(id, 'NETWORK: reset again', undefined);
+  assert.deepEqual([q.get(id)?.status, q.get(id)?.lastError], ['dead', 'NETWORK: reset again']);
+  const ok = q.enqueue(request(2)).id;
+  q.claim();
+  q.succeed(ok, 'succeeded', { target: 'x' });
+  assert.deepEqual(q.get(ok)?.result, { target: 'x' });
+});
+
+test('a tag-only job takes its digest, unless another job already has it', () => {
+  const q = openSqliteQueue(':memory:');
+  const byDigest = q.enqueue(request(7)).id;
+  const tagOnly = q.enqueue({ registry: 'local', repository: 'app', tag: 'v1', source: 'acr', trigger: 'push' }).id;
+  assert.notEqual(tagOnly, byDigest);
+  assert.equal(q.attachDigest(tagOnly, digest(7)), false);
+  const other = q.enqueue({ registry: 'local', repository: 'app', tag: 'v2', source: 'acr', trigger: 'push' }).id;
+  assert.equal(q.attachDigest(other, digest(8)), true);
+  assert.equal(q.enqueue(request(8)).id, other, 'later deliveries with the digest find it');
+});
