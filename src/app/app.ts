@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
 import { z } from 'zod';
 import { registryForHost, repositoryAllowed, type Config } from '../config.js';
 import { PatchdError } from '../errors.js';
@@ -25,9 +26,16 @@ export interface AppDependencies {
  * that are not configured registries, 413 over the body limit. Patching
  * happens in the worker.
  */
-export function createApp(deps: AppDependencies): Hono {
+export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId: string } }> {
   const { config, queue, logger, metrics } = deps;
-  const app = new Hono();
+  const app = new Hono<{ Variables: { requestId: string } }>();
+  // One log line per request with its id (also returned as X-Request-Id); bodies and headers are never logged.
+  app.use('*', requestId());
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    logger.info({ reqId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
+  });
 
   app.post('/webhooks/:source', bodyLimit({
     maxSize: config.webhooks.bodyLimitBytes,
@@ -76,7 +84,7 @@ export function createApp(deps: AppDependencies): Hono {
       });
       jobs.push({ id, duplicate: !created, image });
     }
-    logger.info({ source, jobs, ignored, refused }, 'webhook');
+    logger.info({ reqId: c.get('requestId'), source, jobs, ignored, refused }, 'webhook');
     if (jobs.length > 0) return answer(202, 'accepted', { jobs, ignored, refused });
     if (refused.length > 0) return answer(403, 'refused', { error: refused.join('; '), ignored });
     return answer(200, 'ignored', { ignored });
