@@ -75,10 +75,17 @@ export function registryForHost(config: Config, host: string): { name: string; r
   return undefined;
 }
 
-/** Repository include/exclude globs: '*' within a path segment, '**' across segments. */
+const compiledPolicies = new WeakMap<RegistryConfig['policy'], { include: RegExp[]; exclude: RegExp[] }>();
+
+/** Repository include/exclude globs: '*' within a path segment, '**' across segments (compiled once per policy). */
 export function repositoryAllowed(policy: RegistryConfig['policy'], repository: string): boolean {
-  const match = (glob: string) => new RegExp(`^${glob.split('**').map((part) => part.split('*').map(escape).join('[^/]*')).join('.*')}$`).test(repository);
-  return policy.include.some(match) && !policy.exclude.some(match);
+  let compiled = compiledPolicies.get(policy);
+  if (!compiled) {
+    const compile = (glob: string) => new RegExp(`^${glob.split('**').map((part) => part.split('*').map(escape).join('[^/]*')).join('.*')}$`);
+    compiled = { include: policy.include.map(compile), exclude: policy.exclude.map(compile) };
+    compiledPolicies.set(policy, compiled);
+  }
+  return compiled.include.some((re) => re.test(repository)) && !compiled.exclude.some((re) => re.test(repository));
 }
 
 function escape(s: string): string {
