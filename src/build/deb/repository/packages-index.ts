@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,7 +41,8 @@ export async function loadPackagesIndex(args: {
   }
 
   await mkdir(join(args.cacheDir, 'packages'), { recursive: true });
-  const download = `${cachePath}.${process.pid}.download`;
+  // Unique names: concurrent jobs (and processes) may fetch the same index at once.
+  const download = `${cachePath}.${randomUUID()}.download`;
   try {
     const urls = [
       ...(release.acquireByHash ? [`${release.distUrl}/${dir}/by-hash/SHA256/${file.sha256}`] : []),
@@ -65,14 +67,15 @@ export async function loadPackagesIndex(args: {
 
     // Every record goes to the cache as it is parsed; only the wanted ones stay in memory.
     const kept: IndexRecord[] = [];
-    const cache = createWriteStream(`${cachePath}.tmp`);
+    const partial = `${cachePath}.${randomUUID()}.tmp`;
+    const cache = createWriteStream(partial);
     await parsePackages(decompress(file.path, createReadStream(download)), async (record) => {
       const name = record.find(([n]) => n === 'Package')?.[1] ?? '';
       if (!args.wanted || args.wanted(name)) kept.push(record);
       if (!cache.write(`${name}\t${JSON.stringify(record)}\n`)) await new Promise<void>((r) => cache.once('drain', () => r()));
     });
     await new Promise<void>((resolve, reject) => cache.end((error?: Error | null) => (error ? reject(error) : resolve())));
-    await rename(`${cachePath}.tmp`, cachePath);
+    await rename(partial, cachePath);
     return kept;
   } finally {
     await rm(download, { force: true });

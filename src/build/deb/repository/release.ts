@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
@@ -62,9 +62,12 @@ export async function fetchRelease(args: {
     text = bytes.toString('utf8');
     const verifiedFirst = await verifySigned(text, args.keys, url); // never cache what does not verify
     await mkdir(args.cacheDir + '/inrelease', { recursive: true });
-    await writeFile(`${cacheBase}.tmp`, bytes);
-    await rename(`${cacheBase}.tmp`, cacheBase);
-    await writeFile(`${cacheBase}.json`, JSON.stringify({ etag: header(res.headers.etag), lastModified: header(res.headers['last-modified']) }));
+    // Unique temp names: concurrent jobs may refresh the same InRelease at once.
+    const partial = `${cacheBase}.${randomUUID()}`;
+    await writeFile(`${partial}.json`, JSON.stringify({ etag: header(res.headers.etag), lastModified: header(res.headers['last-modified']) }));
+    await writeFile(partial, bytes);
+    await rename(`${partial}.json`, `${cacheBase}.json`);
+    await rename(partial, cacheBase);
     return parseRelease(verifiedFirst, distUrl, url, args.now);
   } else {
     await res.body.dump();
