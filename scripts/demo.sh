@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `npm run demo`: patches a genuinely outdated Debian bookworm image end to end
-# on this machine. Starts a throwaway local registry, pushes the fixture image
-# to it, runs `npx patchd patch`, shows the patched image, stops the registry.
+# `npm run demo`: the service's main job on embedded defaults, on this machine.
+# Starts `patchd serve` (SQLite queue, in-process patching) and a throwaway
+# local registry whose push notifications go to it, pushes a genuinely outdated
+# Debian bookworm image, waits for `main-patched`, shows it and patchd's jobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,14 +14,36 @@ registry_pid=""
 # Keeps the script's own exit status: the registry dying of our SIGTERM is not a failure.
 cleanup() {
   local status=$?
+  if [ -n "${patchd_pid:-}" ]; then kill "$patchd_pid" 2>/dev/null || true; wait "$patchd_pid" 2>/dev/null || true; fi
   if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
   rm -rf "$work"
   exit "$status"
 }
 trap cleanup EXIT
 
-port=$(node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+free_port() { node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+port=$(free_port)
+patchd_port=$(free_port)
 registry="127.0.0.1:$port"
+patchd_url="http://127.0.0.1:$patchd_port"
+
+# patchd serve on embedded defaults: SQLite queue in its data dir, in-process patching.
+cat >"$work/patchd.yaml" <<YML
+server: { host: 127.0.0.1, port: $patchd_port }
+dataDir: $work/patchd-data
+registries:
+  local:
+    url: http://$registry
+    webhookSecret: demo-secret
+YML
+echo "== starting patchd serve on $patchd_url"
+npx --no-install patchd serve --config "$work/patchd.yaml" >"$work/patchd.log" 2>&1 &
+patchd_pid=$!
+for _ in $(seq 1 100); do
+  node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$patchd_url/healthz" && break
+  kill -0 "$patchd_pid" 2>/dev/null || { cat "$work/patchd.log" >&2; exit 1; }
+  sleep 0.1
+done
 cat >"$work/registry.yml" <<YML
 version: 0.1
 log:
@@ -32,6 +55,14 @@ storage:
     enabled: true
 http:
   addr: $registry
+notifications:
+  endpoints:
+    - name: patchd
+      url: $patchd_url/webhooks/distribution
+      headers: { Authorization: [Bearer demo-secret] }
+      timeout: 3s
+      threshold: 5
+      backoff: 1s
 YML
 echo "== starting a local registry on $registry"
 /usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
@@ -52,8 +83,14 @@ umoci config --image "$work/layout:main" --config.cmd bash \
   --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:main" "docker://$image"
 
-echo "== npx patchd patch -i $image"
-npx --no-install patchd patch -i "$image"
+echo "== the registry notifies patchd; waiting for $image-patched"
+for _ in $(seq 1 600); do
+  skopeo list-tags --tls-verify=false "docker://$registry/fixtures/bookworm" | grep -q '"main-patched"' && break
+  kill -0 "$patchd_pid" 2>/dev/null || { cat "$work/patchd.log" >&2; exit 1; }
+  sleep 0.5
+done
+echo "== patchd's jobs ($patchd_url/jobs)"
+node -e 'fetch(process.argv[1]).then((r) => r.json()).then((j) => { for (const job of j.jobs) console.log(job.status, job.repository, job.tag, job.digest, job.result?.target ?? job.lastError ?? ""); })' "$patchd_url/jobs"
 
 echo "== skopeo inspect docker://$image-patched"
 skopeo inspect --tls-verify=false "docker://$image-patched"
