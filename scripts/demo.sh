@@ -37,7 +37,8 @@ registries:
     webhookSecret: demo-secret
 YML
 echo "== starting patchd serve on $patchd_url"
-npx --no-install patchd serve --config "$work/patchd.yaml" >"$work/patchd.log" 2>&1 &
+# node directly (not npx): the pid we stop must be the server itself.
+node bin/patchd.js serve --config "$work/patchd.yaml" >"$work/patchd.log" 2>&1 &
 patchd_pid=$!
 for _ in $(seq 1 100); do
   node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$patchd_url/healthz" && break

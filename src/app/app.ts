@@ -6,6 +6,7 @@ import { registryForHost, repositoryAllowed, type Config } from '../config.js';
 import { PatchdError } from '../errors.js';
 import { isOwnOutput } from '../events.js';
 import type { Logger } from '../log.js';
+import { groupCommit } from '../queue/group-commit.js';
 import type { JobQueue } from '../queue/types.js';
 import type { Metrics } from './metrics.js';
 import { isWebhookSource, receivers } from './webhooks/receive.js';
@@ -28,6 +29,7 @@ export interface AppDependencies {
  */
 export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId: string } }> {
   const { config, queue, logger, metrics } = deps;
+  const enqueue = groupCommit(queue);
   const app = new Hono<{ Variables: { requestId: string } }>();
   // One log line per request with its id (also returned as X-Request-Id); bodies and headers are never logged.
   app.use('*', requestId());
@@ -78,7 +80,7 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
       const own = isOwnOutput(event, { tagSuffix: target.registry.policy.tagSuffix, ownActors: target.registry.ownActors });
       if (own) { ignored.push(`${image}: ${own}`); continue; }
       if (!repositoryAllowed(target.registry.policy, event.repository)) { ignored.push(`${image}: repository excluded by policy`); continue; }
-      const { id, created } = queue.enqueue({
+      const { id, created } = await enqueue({
         registry: target.name, repository: event.repository, source: event.source, trigger: event.trigger,
         ...(event.digest ? { digest: event.digest } : {}), ...(event.tag ? { tag: event.tag } : {}),
       });

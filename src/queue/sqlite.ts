@@ -54,15 +54,21 @@ export function openSqliteQueue(path: string): JobQueue {
     return toJob(byId.get(row.id) as Row);
   });
 
+  const enqueueOne = (request: JobRequest, at: string) => {
+    const id = randomUUID();
+    const key = keyOf(request);
+    const info = insert.run({ id, key, registry: request.registry, repository: request.repository, digest: request.digest ?? null, tag: request.tag ?? null, source: request.source, trigger: request.trigger, at });
+    if (info.changes === 1) return { id, created: true };
+    return { id: (byKey.get(key) as { id: string }).id, created: false };
+  };
+  const enqueueMany = db.transaction((requests: readonly JobRequest[]) => {
+    const at = now();
+    return requests.map((r) => enqueueOne(r, at));
+  });
+
   return {
-    enqueue(request) {
-      const at = now();
-      const id = randomUUID();
-      const key = keyOf(request);
-      const info = insert.run({ id, key, registry: request.registry, repository: request.repository, digest: request.digest ?? null, tag: request.tag ?? null, source: request.source, trigger: request.trigger, at });
-      if (info.changes === 1) return { id, created: true };
-      return { id: (byKey.get(key) as { id: string }).id, created: false };
-    },
+    enqueue: (request) => enqueueMany([request])[0]!,
+    enqueueMany: (requests) => enqueueMany(requests),
     claim: (at = new Date()) => claim(at.toISOString()),
     succeed(id, status, result) {
       const at = now();

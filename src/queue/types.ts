@@ -30,6 +30,8 @@ export interface Job extends JobRequest {
  */
 export interface JobQueue {
   enqueue(request: JobRequest): { readonly id: string; readonly created: boolean };
+  /** Several at once, in one transaction (one commit): what group commit builds on. */
+  enqueueMany(requests: readonly JobRequest[]): { readonly id: string; readonly created: boolean }[];
   /** The next runnable job, marked running; undefined when none is due. */
   claim(now?: Date): Job | undefined;
   succeed(id: string, status: 'succeeded' | 'skipped', result: unknown): void;
