@@ -3,10 +3,10 @@ import { serve as serveHttp } from '@hono/node-server';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { createApp } from './app/app.js';
 import { Metrics } from './app/metrics.js';
-import { loadConfig } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { PatchdError } from './errors.js';
 import { openSqliteQueue } from './queue/sqlite.js';
 import { startWorker } from './worker.js';
@@ -196,7 +196,7 @@ async function serveCommand(argv: readonly string[]): Promise<number> {
     tmpDir: process.env.TMPDIR ?? tmpdir(),
   });
   let started = false;
-  const app = createApp({ config, queue, logger, metrics, ready: () => started });
+  const app = createApp({ config, queue, logger, metrics, ready: () => started, registriesReachable: registryProbe(config, dispatcher) });
   const server = serveHttp({ fetch: app.fetch, hostname: config.server.host, port: config.server.port }, (info) => {
     started = true;
     logger.info({ address: info.address, port: info.port, recovered }, 'patchd serving');
@@ -211,4 +211,23 @@ async function serveCommand(argv: readonly string[]): Promise<number> {
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
   return 0;
+}
+
+/** GET /v2/ on every configured registry (200 or 401 means it is there), cached for 10 s. */
+function registryProbe(config: Config, dispatcher: Agent): () => Promise<Record<string, boolean>> {
+  let cached: { at: number; result: Promise<Record<string, boolean>> } | undefined;
+  return () => {
+    if (cached && Date.now() - cached.at < 10_000) return cached.result;
+    const result = Promise.all(Object.entries(config.registries).map(async ([name, registry]) => {
+      try {
+        const res = await request(new URL('/v2/', registry.url), { method: 'GET', dispatcher, headersTimeout: 2000, bodyTimeout: 2000 });
+        await res.body.dump();
+        return [name, res.statusCode === 200 || res.statusCode === 401] as const;
+      } catch {
+        return [name, false] as const;
+      }
+    })).then(Object.fromEntries);
+    cached = { at: Date.now(), result };
+    return result;
+  };
 }

@@ -18,6 +18,8 @@ export interface AppDependencies {
   readonly metrics: Metrics;
   /** Whether the worker and queue are up, for /readyz. */
   readonly ready?: () => boolean;
+  /** Which configured registries answer `/v2/`, for /readyz. */
+  readonly registriesReachable?: () => Promise<Record<string, boolean>>;
 }
 
 /**
@@ -93,9 +95,12 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', (c) => {
-    const ready = deps.ready?.() ?? true;
-    return c.json({ status: ready ? 'ready' : 'starting', queue: queue.counts() }, ready ? 200 : 503);
+  app.get('/readyz', async (c) => {
+    const started = deps.ready?.() ?? true;
+    const queueCounts = queue.counts(); // throws if the queue is closed: onError answers
+    const registries = (await deps.registriesReachable?.()) ?? {};
+    const ready = started && Object.values(registries).every(Boolean);
+    return c.json({ status: ready ? 'ready' : started ? 'registries unreachable' : 'starting', queue: queueCounts, registries }, ready ? 200 : 503);
   });
   app.get('/jobs', (c) => {
     const status = c.req.query('status');

@@ -73,6 +73,9 @@ test('a push notified by the registry is patched once; our own push is ignored',
   assert.match(jobs[0]!.result?.target ?? '', /fixtures\/bookworm:main-patched$/);
   const one = await (await fetch(`${patchdUrl}/jobs/${jobs[0]!.id}`)).json() as Job;
   assert.equal(one.id, jobs[0]!.id);
+  const ready = await fetch(`${patchdUrl}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.deepEqual((await ready.json() as { registries: Record<string, boolean> }).registries, { local: true });
 });
 
 test('SIGTERM stops the service cleanly', async () => {
