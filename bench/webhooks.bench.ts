@@ -3,29 +3,23 @@
 // under loopback load from a second process. The worker runs but finds nothing
 // to fetch (the registry host is configured, the images do not exist), so the
 // figures are the receive path. Prints figures; asserts nothing.
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, run, tmpDir } from '../test/harness/tools.js';
+import { startPatchdServe } from '../test/harness/patchd-serve.js';
+import { run, tmpDir } from '../test/harness/tools.js';
 
 const repoRoot = new URL('..', import.meta.url).pathname;
 const work = await tmpDir('patchd-webhook-bench');
-const port = await freePort();
-const config = join(work.path, 'patchd.yaml');
-await writeFile(config, [
-  `server: { host: 127.0.0.1, port: ${port} }`,
-  `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
-  'worker: { concurrency: 1 }',
-  'registries:',
-  '  local: { url: "http://127.0.0.1:9", hosts: ["bench.registry:5000"], webhookSecret: "s3cret" }',
-].join('\n'));
-const server = spawn('node', [join(repoRoot, 'bin/patchd.js'), 'serve', '--config', config], { stdio: 'ignore', env: { ...process.env, PATCHD_LOG_LEVEL: 'warn' } });
+const server = await startPatchdServe({
+  dir: work.path,
+  config: () => [
+    `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
+    'worker: { concurrency: 1 }',
+    'registries:',
+    '  local: { url: "http://127.0.0.1:9", hosts: ["bench.registry:5000"], webhookSecret: "s3cret" }',
+  ],
+});
 try {
-  for (let i = 0; !(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)); i++) {
-    if (i > 200) throw new Error('patchd serve did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const load = (seconds: number) => run('node', ['--import', 'tsx', join(repoRoot, 'bench/webhook-load.ts'), `http://127.0.0.1:${port}/webhooks/distribution`, 's3cret', 'bench.registry:5000', String(seconds), '32'], { cwd: repoRoot });
+  const load = (seconds: number) => run('node', ['--import', 'tsx', join(repoRoot, 'bench/webhook-load.ts'), `${server.url}/webhooks/distribution`, 's3cret', 'bench.registry:5000', String(seconds), '32'], { cwd: repoRoot });
   await load(3); // warm-up
   const { stdout } = await load(15);
   const r = JSON.parse(stdout) as { requests: { average: number; total: number }; latency: { p50: number; p99: number; p90: number; max: number }; non2xx: number; errors: number; statusCodeStats: Record<string, { count: number }> };
@@ -34,6 +28,6 @@ try {
   console.log(`ack latency: p50 ${r.latency.p50} ms   p90 ${r.latency.p90} ms   p99 ${r.latency.p99} ms   max ${r.latency.max} ms`);
   console.log(`status codes: ${JSON.stringify(r.statusCodeStats)}`);
 } finally {
-  server.kill('SIGTERM');
+  server.child.kill('SIGTERM');
   await work.remove();
 }

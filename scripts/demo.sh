@@ -21,6 +21,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+wait_for() { # URL PID LOG: until URL answers 2xx, or the process died
+  for _ in $(seq 1 100); do
+    node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1" && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "no answer from $1" >&2; exit 1
+}
 free_port() { node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 port=$(free_port)
 patchd_port=$(free_port)
@@ -40,11 +48,7 @@ echo "== starting patchd serve on $patchd_url"
 # node directly (not npx): the pid we stop must be the server itself.
 node bin/patchd.js serve --config "$work/patchd.yaml" >"$work/patchd.log" 2>&1 &
 patchd_pid=$!
-for _ in $(seq 1 100); do
-  node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$patchd_url/healthz" && break
-  kill -0 "$patchd_pid" 2>/dev/null || { cat "$work/patchd.log" >&2; exit 1; }
-  sleep 0.1
-done
+wait_for "$patchd_url/healthz" "$patchd_pid" "$work/patchd.log"
 cat >"$work/registry.yml" <<YML
 version: 0.1
 log:
@@ -68,11 +72,7 @@ YML
 echo "== starting a local registry on $registry"
 /usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
-for _ in $(seq 1 100); do
-  node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://$registry/v2/" && break
-  kill -0 "$registry_pid" 2>/dev/null || { cat "$work/registry.log" >&2; exit 1; }
-  sleep 0.1
-done
+wait_for "http://$registry/v2/" "$registry_pid" "$work/registry.log"
 
 image="$registry/fixtures/bookworm:main"
 echo "== pushing $rootfs as $image"

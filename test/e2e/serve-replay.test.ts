@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
-import { freePort, run, tmpDir, type TempDir } from '../harness/tools.js';
+import { startPatchdServe } from '../harness/patchd-serve.js';
+import { run, tmpDir, type TempDir } from '../harness/tools.js';
 
 // Harbor (default and CloudEvents), ACR and GHCR deliveries, written in each
 // sender's documented format, naming hosts that the config maps to the local
 // registry: each one ends in a patched tag there.
 
-const repoRoot = new URL('../..', import.meta.url).pathname;
 let work: TempDir;
 let registry: RunningRegistry;
 let patchd: ChildProcess;
@@ -22,24 +21,20 @@ let digest: string;
 before(async () => {
   work = await tmpDir('patchd-replay');
   registry = await startRegistry();
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  const config = join(work.path, 'patchd.yaml');
-  await writeFile(config, [
-    `server: { host: 127.0.0.1, port: ${port} }`,
-    `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
-    `cacheDir: ${JSON.stringify(join(work.path, 'cache'))}`,
-    'worker: { concurrency: 2 }',
-    'registries:',
-    `  harbor: { url: "${registry.url}", hosts: ["harbor.example.com"], webhookSecret: "harbor-secret", ownActors: ["robot$patchd"] }`,
-    `  acr: { url: "${registry.url}", hosts: ["myregistry.azurecr.io"], webhookSecret: "acr-secret" }`,
-    `  ghcr: { url: "${registry.url}", hosts: ["ghcr.io"], webhookSecret: "gh-secret" }`,
-  ].join('\n'));
-  patchd = spawn('node', [join(repoRoot, 'bin/patchd.js'), 'serve', '--config', config], { stdio: 'ignore', env: { ...process.env, PATCHD_LOG_LEVEL: 'warn' } });
-  for (let i = 0; !(await fetch(`${url}/healthz`).then((r) => r.ok, () => false)); i++) {
-    if (i > 200) throw new Error('patchd serve did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const server = await startPatchdServe({
+    dir: work.path,
+    config: () => [
+      `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
+      `cacheDir: ${JSON.stringify(join(work.path, 'cache'))}`,
+      'worker: { concurrency: 2 }',
+      'registries:',
+      `  harbor: { url: "${registry.url}", hosts: ["harbor.example.com"], webhookSecret: "harbor-secret", ownActors: ["robot$patchd"] }`,
+      `  acr: { url: "${registry.url}", hosts: ["myregistry.azurecr.io"], webhookSecret: "acr-secret" }`,
+      `  ghcr: { url: "${registry.url}", hosts: ["ghcr.io"], webhookSecret: "gh-secret" }`,
+    ],
+  });
+  patchd = server.child;
+  url = server.url;
   const tar = await bookwormRootfsTar();
   for (const repo of ['library/harbor-default', 'library/harbor-cloudevents', 'acr/app', 'codertocat/app']) {
     digest = (await pushRootfsImage({ tarPath: tar, registryHost: registry.host, repository: repo, tag: 'v1' })).digest;

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
+import { startPatchdServe } from '../harness/patchd-serve.js';
 import { freePort, run, tmpDir, type TempDir } from '../harness/tools.js';
 
 // patchd serve end to end: a real docker-registry notifies patchd of a push;
 // `<tag>-patched` appears; one job for the digest, none for our own push.
 
-const repoRoot = new URL('../..', import.meta.url).pathname;
 let work: TempDir;
 let registry: RunningRegistry;
 let patchd: ChildProcess;
@@ -19,26 +18,24 @@ let exited: Promise<number | null>;
 
 before(async () => {
   work = await tmpDir('patchd-serve');
-  const [registryPort, patchdPort] = [await freePort(), await freePort()];
-  patchdUrl = `http://127.0.0.1:${patchdPort}`;
-  const config = join(work.path, 'patchd.yaml');
-  await writeFile(config, [
-    `server: { host: 127.0.0.1, port: ${patchdPort} }`,
-    `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
-    'worker: { concurrency: 1, retryBaseMs: 500 }',
-    'registries:',
-    '  local:',
-    `    url: http://127.0.0.1:${registryPort}`,
-    `    hosts: ["127.0.0.1:${registryPort}"]`,
-    '    webhookSecret: change-me',
-  ].join('\n'));
-  patchd = spawn('node', [join(repoRoot, 'bin/patchd.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PATCHD_LOCAL_WEBHOOK_SECRET: 's3cret' } });
-  exited = new Promise((resolve) => patchd.once('exit', (code) => resolve(code)));
-  for (let i = 0; ; i++) {
-    if (await fetch(`${patchdUrl}/healthz`).then((r) => r.ok, () => false)) break;
-    if (i > 100) throw new Error('patchd serve did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const registryPort = await freePort();
+  const server = await startPatchdServe({
+    dir: work.path,
+    config: () => [
+      `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
+      'worker: { concurrency: 1, retryBaseMs: 500 }',
+      'registries:',
+      '  local:',
+      `    url: http://127.0.0.1:${registryPort}`,
+      `    hosts: ["127.0.0.1:${registryPort}"]`,
+      '    webhookSecret: change-me',
+    ],
+    env: { PATCHD_LOCAL_WEBHOOK_SECRET: 's3cret' },
+    logs: 'inherit',
+  });
+  patchd = server.child;
+  exited = server.exited;
+  patchdUrl = server.url;
   registry = await startRegistry({ port: registryPort, notifications: { url: `${patchdUrl}/webhooks/distribution`, headers: { Authorization: ['Bearer s3cret'] } } });
 });
 

@@ -1,36 +1,26 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
+import { startPatchdServe } from '../harness/patchd-serve.js';
 import { freePort, tmpDir, type TempDir } from '../harness/tools.js';
 
 // Durability: 1,000 webhooks over loopback, `kill -9` of patchd midway,
 // restart on the same data dir; every delivery that was acknowledged (202)
 // ends as exactly one finished job.
 
-const repoRoot = new URL('../..', import.meta.url).pathname;
 const total = 1000;
 let work: TempDir;
 let registry: RunningRegistry;
-let config: string;
+let port: number;
 let url: string;
 let child: ChildProcess | undefined;
 
 before(async () => {
   work = await tmpDir('patchd-crash');
   registry = await startRegistry();
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  config = join(work.path, 'patchd.yaml');
-  await writeFile(config, [
-    `server: { host: 127.0.0.1, port: ${port} }`,
-    `dataDir: ${JSON.stringify(join(work.path, 'data'))}`,
-    'worker: { concurrency: 2 }',
-    'registries:',
-    `  local: { url: "${registry.url}", webhookSecret: "s3cret" }`,
-  ].join('\n'));
+  port = await freePort();
 });
 after(async () => {
   child?.kill('SIGKILL');
@@ -38,13 +28,14 @@ after(async () => {
   await work?.remove();
 });
 
+/** Same port and data dir each time: a restart after a crash. */
 async function startPatchd(): Promise<ChildProcess> {
-  const c = spawn('node', [join(repoRoot, 'bin/patchd.js'), 'serve', '--config', config], { stdio: 'ignore', env: { ...process.env, PATCHD_LOG_LEVEL: 'warn' } });
-  for (let i = 0; ; i++) {
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return c;
-    if (i > 200) throw new Error('patchd serve did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const server = await startPatchdServe({
+    dir: work.path, port,
+    config: () => [`dataDir: ${JSON.stringify(join(work.path, 'data'))}`, 'worker: { concurrency: 2 }', 'registries:', `  local: { url: "${registry.url}", webhookSecret: "s3cret" }`],
+  });
+  url = server.url;
+  return server.child;
 }
 
 function delivery(i: number): string {
