@@ -1,6 +1,8 @@
-# patchd service image. The in-process executor needs no privileges and no
-# container runtime: a plain Node 20 image suffices.
+# patchd service image (`patchd serve --config /etc/patchd/patchd.yaml`). The
+# in-process executor needs no privileges and no container runtime.
 FROM node:20-bookworm-slim AS build
+# better-sqlite3 compiles from source where no prebuilt binary can be fetched.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
