@@ -183,7 +183,7 @@ async function patchPlatform(
   const builder = createLayerBuilder({ tmpDir: workDir, mediaType: gzipLayerMediaTypeFor(manifest.mediaType) });
   try {
     const result = await executeDebPlan({
-      base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors: options.ignoreErrors, logger,
+      base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors: options.ignoreErrors, logger, debCacheDir: deps.cacheDir,
       onProgress: (e) => options.onProgress?.({ stage: 'package', ...e }),
     });
     const failed = result.failed.map((f) => ({ name: f.pkg.name, error: f.error.message }));

@@ -15,6 +15,7 @@ import {
   dpkgDir, formatStatus, installedStanza, md5Hex, splitLines,
   type Conffile, type DpkgDatabase, type InstalledPackage, type UserDatabase,
 } from './dpkg-database.js';
+import { fetchDeb } from './deb-cache.js';
 import { DebError } from './errors.js';
 import { OverlayView } from './overlay-view.js';
 import type { AptRepositories } from './repository/index.js';
@@ -55,6 +56,8 @@ export async function executeDebPlan(args: {
   readonly builder: LayerBuilder;
   readonly tmpDir: string;
   readonly ignoreErrors: boolean;
+  /** Keep downloaded .debs here across runs (by their SHA256); default: fetch each time. */
+  readonly debCacheDir?: string;
   readonly logger: Logger;
   readonly onProgress?: (event: { phase: 'download' | 'unpack' | 'configure'; pkg: string }) => void;
 }): Promise<DebExecutionResult> {
@@ -75,8 +78,9 @@ export async function executeDebPlan(args: {
       const installed = db.get(planned.name, planned.architecture);
       if (!installed) throw new DebError('DPKG_DATABASE_INVALID', `${planned.name} is not installed`);
       args.onProgress?.({ phase: 'download', pkg: planned.name });
-      const debPath = join(workDir, `${planned.name}_${planned.architecture}.deb`);
-      await pipeline(await repositories.openDeb(planned.candidate), createWriteStream(debPath));
+      const debPath = args.debCacheDir
+        ? await fetchDeb({ repositories, candidate: planned.candidate, cacheDir: args.debCacheDir })
+        : await downloadDeb(repositories, planned, workDir);
       const control = await readDebArchive(createReadStream(debPath));
       try {
         await checkMaintainerScripts({ db, installed, control, newVersion: planned.to, base });
@@ -274,6 +278,12 @@ function finished(stream: Readable): Promise<void> {
     stream.once('end', resolve);
     stream.once('error', reject);
   });
+}
+
+async function downloadDeb(repositories: AptRepositories, planned: PlannedPackage, dir: string): Promise<string> {
+  const path = join(dir, `${planned.name}_${planned.architecture}.deb`);
+  await pipeline(await repositories.openDeb(planned.candidate), createWriteStream(path));
+  return path;
 }
 
 /** Runs fn over items, `limit` at a time; on failure starts nothing new and lets running calls settle before rethrowing. */

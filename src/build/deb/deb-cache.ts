@@ -1,0 +1,53 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { verifyingStream } from '../../oci/verify.js';
+import type { AptRepositories, PackageCandidate } from './repository/index.js';
+import { AptError } from './repository/index.js';
+
+/**
+ * Downloaded .debs kept by their SHA256 (the Packages entry's), so the same
+ * update patched into many images is fetched once. A hit is re-hashed on the
+ * way in (a cache is not a trust boundary); the least recently used files go
+ * when the cache passes `maxBytes`.
+ */
+export async function fetchDeb(args: { repositories: AptRepositories; candidate: PackageCandidate; cacheDir: string; maxBytes?: number }): Promise<string> {
+  const { candidate } = args;
+  const dir = join(args.cacheDir, 'debs');
+  const path = join(dir, `${candidate.sha256}.deb`);
+  await mkdir(dir, { recursive: true });
+  const expected = { digest: `sha256:${candidate.sha256}`, size: candidate.size };
+  const mismatch = (_code: string, message: string) => new AptError('DEB_HASH_MISMATCH', `${candidate.url}: ${message}`);
+  try {
+    await pipeline(createReadStream(path), verifyingStream(expected, mismatch), async (source: AsyncIterable<unknown>) => { for await (const _ of source) { /* verify only */ } });
+    const now = new Date();
+    await utimes(path, now, now); // recency for eviction
+    return path;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') await rm(path, { force: true }); // corrupt: fetch again
+  }
+  const partial = join(dir, `${candidate.sha256}.${randomUUID()}.partial`);
+  try {
+    await pipeline(await args.repositories.openDeb(candidate), createWriteStream(partial));
+    await rename(partial, path);
+  } finally {
+    await rm(partial, { force: true });
+  }
+  await evict(dir, args.maxBytes ?? 2 * 2 ** 30);
+  return path;
+}
+
+async function evict(dir: string, maxBytes: number): Promise<void> {
+  const files = await Promise.all((await readdir(dir)).filter((n) => n.endsWith('.deb')).map(async (name) => {
+    const s = await stat(join(dir, name)).catch(() => undefined);
+    return s ? { path: join(dir, name), size: s.size, used: s.mtimeMs } : undefined;
+  }));
+  let total = files.reduce((sum, f) => sum + (f?.size ?? 0), 0);
+  for (const f of files.filter((x): x is NonNullable<typeof x> => x !== undefined).sort((a, b) => a.used - b.used)) {
+    if (total <= maxBytes) break;
+    await rm(f.path, { force: true });
+    total -= f.size;
+  }
+}
