@@ -164,7 +164,7 @@ export class ImageFilesystem {
       if (part === '..') { resolved.pop(); continue; }
       const candidate = [...resolved, part].join('/');
       const node = this.nodes.get(candidate);
-      if (!node) return pending.length === 0 ? undefined : undefined;
+      if (!node) return undefined;
       if (node.type === 'symlink') {
         if (++hops > maxSymlinkHops) throw new ImageError('SYMLINK_LOOP', `too many levels of symbolic links resolving /${path}`);
         if ((node.linkname ?? '').startsWith('/')) resolved.length = 0;
@@ -183,21 +183,14 @@ export class ImageFilesystem {
   }
 
   async readFile(path: string): Promise<Buffer | undefined> {
-    let real = this.realpath(path);
+    const real = this.realpath(path);
     if (real === undefined) return undefined;
-    let node = this.nodes.get(real);
-    if (node?.type === 'hardlink' && node.linkname !== undefined) {
-      const captured = this.captured.get(real);
-      if (captured) return captured;
-      real = node.linkname;
-      const layerIndex = node.layerIndex;
-      return this.readFromLayer(layerIndex, real);
-    }
-    if (!node || node.type !== 'file') return undefined;
+    const node = this.nodes.get(real);
+    if (!node || (node.type !== 'file' && node.type !== 'hardlink')) return undefined;
     const captured = this.captured.get(real);
     if (captured) return captured;
-    node = this.nodes.get(real)!;
-    return this.readFromLayer(node.layerIndex, real);
+    // A hard link's bytes are its target's, as written in the same layer.
+    return this.readFromLayer(node.layerIndex, node.type === 'hardlink' && node.linkname !== undefined ? node.linkname : real);
   }
 
   /** Re-streams one layer to fetch a file that was not captured. */
