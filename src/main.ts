@@ -16,11 +16,15 @@ import { createRegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, multiKeychain, staticKeychain } from './oci/keychain.js';
 import { parseReference } from './oci/reference.js';
 import { patchImage, type PatchOutcome, type ProgressEvent } from './pipeline.js';
+import { httpLibraryIndex } from './plan/library-index.js';
+import { loadAdvisories, parsePatchLevel, parsePkgTypes, readReport } from './cli/report.js';
+import { scanCommand, scanUsage, UsageError } from './cli/scan.js';
 
 const usage = `patchd — patch container images without rebuilding them
 
 Usage:
-  patchd patch -i REF [-r REPORT] [-t TAG] [--tag-suffix S] [--ignore-errors] [--plain-http] [--dry-run]
+  patchd patch -i REF [-r REPORT] [-t TAG] [--pkg-types os,library] [--library-patch-level L] [--dry-run] ...
+  patchd scan -i REF [--format table|json|sarif] [--advisories PATH] [-r REPORT]
   patchd serve --config FILE
 
 Registry credentials: $PATCHD_REGISTRY_USERNAME / $PATCHD_REGISTRY_PASSWORD for the
@@ -28,8 +32,15 @@ image's registry, else the docker config ($DOCKER_CONFIG/config.json or ~/.docke
 
 Options for patch:
   -i, --image REF        image to patch (tag or digest)
-  -r, --report FILE      Trivy JSON report; without one, every package the image's
-                         own repositories have a newer version of is patched
+  -r, --report FILE|URL  Trivy JSON or Harbor report; without one (and without OSV data
+                         for the OS), every package the image's own repositories have
+                         a newer version of is patched
+      --advisories PATH  OSV records (directory or all.zip; repeatable; default
+                         $PATCHD_ADVISORIES, colon-separated)
+      --pkg-types T      os, library or os,library [default: os]
+      --library-patch-level L
+                         patch, minor or major: the biggest version bump a library may
+                         take [default: patch]; needs --pkg-types with library
   -t, --tag TAG          tag (or full reference) for the result [default: <tag><suffix>]
       --tag-suffix S     suffix for the result's tag [default: -patched]
       --ignore-errors    skip packages that cannot be patched in-process instead of failing
@@ -38,7 +49,8 @@ Options for patch:
       --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
       --log-level LEVEL  pino level [default: info]
   -h, --help             this text
-`;
+
+${scanUsage}`;
 
 /** The CLI. The only module that reads process state (argv, env, TTY, exit code). */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -48,6 +60,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return command ? 0 : 2;
   }
   if (command === 'serve') return serveCommand(rest);
+  if (command === 'scan') return runScan(rest);
   if (command !== 'patch') {
     process.stderr.write(`patchd: unknown command "${command}"\n\n${usage}`);
     return 2;
@@ -60,6 +73,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       options: {
         image: { type: 'string', short: 'i' },
         report: { type: 'string', short: 'r' },
+        advisories: { type: 'string', multiple: true },
+        'pkg-types': { type: 'string', default: 'os' },
+        'library-patch-level': { type: 'string' },
         tag: { type: 'string', short: 't' },
         'tag-suffix': { type: 'string', default: '-patched' },
         'ignore-errors': { type: 'boolean', default: false },
@@ -77,6 +93,16 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (values.help) { process.stdout.write(usage); return 0; }
   if (!values.image) { process.stderr.write(`patchd: -i/--image is required\n\n${usage}`); return 2; }
+  let pkgTypes;
+  let libraryPatchLevel;
+  try {
+    pkgTypes = parsePkgTypes(values['pkg-types']);
+    libraryPatchLevel = parsePatchLevel(values['library-patch-level'] ?? 'patch');
+    if (values['library-patch-level'] && !pkgTypes.library) throw new PatchdError('USAGE', '--library-patch-level needs --pkg-types library or os,library');
+  } catch (error) {
+    process.stderr.write(`patchd: ${(error as Error).message}\n`);
+    return 2;
+  }
 
   const tty = Boolean(process.stderr.isTTY);
   // On a TTY the progress display talks to the user; logs stay quiet unless asked for.
@@ -88,7 +114,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const progress = tty ? new ProgressDisplay() : undefined;
   try {
     const image = parseReference(values.image);
-    const report = values.report ? await readReport(values.report) : undefined;
+    const report = values.report ? await readReport(values.report, dispatcher) : undefined;
+    const osv = report ? undefined : await loadAdvisories(values.advisories ?? (process.env.PATCHD_ADVISORIES ?? '').split(':').filter(Boolean));
     const plainHttp = values['plain-http'];
     // Explicit credentials (for the image's registry) come from the environment, never from argv.
     const username = process.env.PATCHD_REGISTRY_USERNAME;
@@ -98,31 +125,23 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(plainHttp ? { plainHttp: true } : {}),
     });
     const outcome = await patchImage(
-      { client, dispatcher, logger, cacheDir, tmpDir: process.env.TMPDIR ?? tmpdir() },
+      { client, dispatcher, logger, cacheDir, tmpDir: process.env.TMPDIR ?? tmpdir(), libraryIndex: httpLibraryIndex({ dispatcher }) },
       {
         image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'],
-        ...(report !== undefined ? { report } : {}),
+        advisories: { ...(report ? { report } : {}), ...(osv ? { osv } : {}) }, pkgTypes, libraryPatchLevel,
         ...(values.tag ? { target: values.tag } : {}),
         ...(progress ? { onProgress: (e: ProgressEvent) => progress.update(e) } : { onProgress: (e: ProgressEvent) => logger.info(e, 'progress') }),
       },
     );
     progress?.done();
     process.stdout.write(describe(outcome));
-    logger.info({ outcome: { ...outcome, platforms: outcome.platforms.map(({ plan, ...p }) => ({ ...p, packages: plan?.packages.map(({ candidate, ...rest }) => rest) })) } }, 'done');
+    logger.info({ outcome: { ...outcome, platforms: outcome.platforms.map(({ plan, findings, ...p }) => ({ ...p, findings: findings?.length ?? 0, packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), libraries: plan?.libraries })) } }, 'done');
     return outcome.platforms.some((p) => p.failed.length > 0) && outcome.status !== 'patched' ? 1 : 0;
   } catch (error) {
     progress?.done();
     return reportError(error, logger);
   } finally {
     await dispatcher.close();
-  }
-}
-
-async function readReport(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    throw new PatchdError('REPORT_UNREADABLE', `cannot read report ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -146,6 +165,8 @@ export function describe(outcome: PatchOutcome): string {
     for (const pkg of p.plan?.packages ?? []) lines.push(`${prefix}${pkg.name} ${pkg.from} -> ${pkg.to}  (${pkg.reasons.join(', ')})`);
     for (const h of p.plan?.heldBack ?? []) lines.push(`${prefix}held back: ${h.name} ${h.from} -> ${h.to}: ${h.reason}`);
     for (const u of p.plan?.unavailable ?? []) lines.push(`${prefix}not available: ${u.name}${u.fixedVersion ? ` (needs ${u.fixedVersion})` : ''}: ${u.reason}`);
+    for (const l of p.plan?.libraries ?? []) lines.push(`${prefix}${l.name} (${l.ecosystem}, ${l.location ?? l.path}) ${l.from} -> ${l.to}  (${l.reasons.join(', ')})`);
+    for (const k of p.plan?.skipped ?? []) lines.push(`${prefix}not patched: ${k.name} ${k.version} (${k.ecosystem}): ${k.reason}`);
     for (const f of p.failed) lines.push(`${prefix}failed: ${f.name}: ${f.error}`);
   }
   if (outcome.status === 'patched') lines.push(`patched ${outcome.source} -> ${outcome.target} (${outcome.digest})`);
@@ -165,6 +186,40 @@ class ProgressDisplay {
   }
   done(): void {
     process.stderr.write('\r\x1b[2K');
+  }
+}
+
+async function runScan(argv: readonly string[]): Promise<number> {
+  const dockerConfig = join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
+  let logger: Logger | undefined;
+  try {
+    return await scanCommand(argv, {
+      env: process.env,
+      stdoutIsTty: Boolean(process.stdout.isTTY),
+      write: (text) => process.stdout.write(text),
+      createLogger: () => (logger = createLogger({ level: process.env.PATCHD_LOG_LEVEL ?? 'warn', destination: pino.destination({ fd: 2, sync: true }) })),
+      createClient: ({ logger: log, dispatcher, registry, plainHttp }) => {
+        const username = process.env.PATCHD_REGISTRY_USERNAME;
+        const explicit = username ? staticKeychain({ [registry]: { username, password: process.env.PATCHD_REGISTRY_PASSWORD ?? '' } }) : undefined;
+        return createRegistryClient({ logger: log, dispatcher, keychain: explicit ? multiKeychain(explicit, dockerConfigKeychain(dockerConfig)) : dockerConfigKeychain(dockerConfig), ...(plainHttp ? { plainHttp: true } : {}) });
+      },
+      cacheDir: join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'patchd'),
+      version: await packageVersion(),
+    });
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`patchd: ${(error as Error).message}\n\n${usage}`);
+      return 2;
+    }
+    return reportError(error, logger ?? createLogger({ level: 'error', destination: pino.destination({ fd: 2, sync: true }) }));
+  }
+}
+
+async function packageVersion(): Promise<string> {
+  try {
+    return (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
   }
 }
 

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
-import { readAptSources, loadAptRepositories } from './build/deb/repository/index.js';
+import { loadImageRepositories } from './build/deb/repository/for-image.js';
 import { DpkgDatabase, readUserDatabase } from './build/deb/dpkg-database.js';
 import { DebError } from './build/deb/errors.js';
 import { executeDebPlan } from './build/deb/executor.js';
@@ -16,13 +16,18 @@ import { readAllBytes } from './stream-bytes.js';
 import type { RegistryClient } from './oci/client.js';
 import { gzipLayerMediaTypeFor, isIndexMediaType } from './oci/media-types.js';
 import { formatReference, withDigest, type Reference } from './oci/reference.js';
-import { resolveDebUpgrades, type UpgradeRequest } from './plan/deb-upgrades.js';
-import type { PatchPlan } from './plan/types.js';
+import { resolveDebUpgrades } from './plan/deb-upgrades.js';
+import type { LibraryIndex } from './plan/library-index.js';
+import type { LibraryPatchLevel } from './plan/library-level.js';
+import { planLibraryUpgrades } from './plan/library-upgrades.js';
+import { debUpgradeRequest } from './plan/os-request.js';
+import type { PatchPlan, PlannedLibrary, SkippedPackage } from './plan/types.js';
 import { Annotation } from './publish/annotations.js';
 import { pushImage } from './publish/push.js';
 import { patchedTarget } from './publish/tags.js';
-import { osFixesFromTrivyReport } from './scan/sources/trivy.js';
-import { compareDpkgVersions } from './scan/versions/dpkg.js';
+import type { Inventory } from './scan/inventory/types.js';
+import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from './scan/scan.js';
+import type { Finding } from './scan/types.js';
 
 export class PipelineError extends PatchdError {}
 
@@ -35,12 +40,27 @@ export interface PatchDependencies {
   /** Scratch space for downloaded packages and the layer being written. */
   readonly tmpDir: string;
   readonly now?: () => Date;
+  /** Where library fixes are checked to exist (PyPI, npm, Go proxy, NuGet); required for library patching. */
+  readonly libraryIndex?: LibraryIndex;
+}
+
+/** Copa's --pkg-types: which kinds of package a patch may touch. */
+export interface PkgTypes {
+  readonly os: boolean;
+  readonly library: boolean;
 }
 
 export interface PatchOptions {
   readonly image: Reference;
-  /** A parsed Trivy JSON report; without one, every package with a newer version is patched. */
-  readonly report?: unknown;
+  /**
+   * A report (Trivy JSON, Harbor's) and/or OSV advisories. Without advisory
+   * data for the image's OS, every OS package with a newer version is patched.
+   */
+  readonly advisories?: AdvisorySources;
+  /** Default: OS packages only. */
+  readonly pkgTypes?: PkgTypes;
+  /** Default: patch. */
+  readonly libraryPatchLevel?: LibraryPatchLevel;
   /** `-t`: a tag or a full reference for the result. */
   readonly target?: string;
   readonly tagSuffix: string;
@@ -56,6 +76,8 @@ export type ProgressEvent =
 export interface PlatformOutcome {
   readonly platform: string;
   readonly plan?: PatchPlan;
+  readonly findings?: readonly Finding[];
+  readonly inventory?: Pick<Inventory, 'os' | 'warnings'> & { readonly packages: number };
   readonly skipped?: string;
   readonly failed: readonly { readonly name: string; readonly error: string }[];
   readonly layer?: { readonly digest: string; readonly size: number; readonly diffId: string };
@@ -155,28 +177,44 @@ async function patchPlatform(
   }
 
   options.onProgress?.({ stage: 'scan', detail: platform });
-  const fs = await ImageFilesystem.load(image.layers, { capture: (p) => capturedPaths.test(p), maxCaptureBytes: 4 * 2 ** 20, logger });
-  const users = await readUserDatabase(fs);
-  const db = await DpkgDatabase.read(fs, users);
-  if (!db) {
-    return { outcome: { platform, skipped: 'no dpkg database (only Debian-family images are patched in-process so far)', failed: [] }, bytesDownloaded: 0 };
-  }
+  const { fs, inventory } = await scanLayers(image.layers, { capture: (p) => capturedPaths.test(p), maxCaptureBytes: 4 * 2 ** 20, logger, tmpDir: workDir });
+  const advisories = options.advisories ?? {};
+  const findings = collectFindings(inventory, advisories);
+  const scanned = { findings, inventory: { ...(inventory.os ? { os: inventory.os } : {}), warnings: inventory.warnings, packages: inventory.packages.length } };
+  const pkgTypes = options.pkgTypes ?? { os: true, library: false };
 
   options.onProgress?.({ stage: 'plan', detail: platform });
-  const sources = await readAptSources(fs);
-  if (sources.length === 0) {
-    return { outcome: { platform, skipped: 'the image has no apt sources to take updates from', failed: [] }, bytesDownloaded: 0 };
+  let libraries: { upgrades: PlannedLibrary[]; skipped: SkippedPackage[] } = { upgrades: [], skipped: [] };
+  if (pkgTypes.library) {
+    if (!deps.libraryIndex) throw new PipelineError('LIBRARY_INDEX_MISSING', 'library patching needs a package index to check fixed versions against');
+    libraries = await planLibraryUpgrades({ findings, level: options.libraryPatchLevel ?? 'patch', index: deps.libraryIndex });
   }
-  const architectures = await debianArchitectures(fs, image.config.architecture, image.config.variant);
-  const installedNames = new Set(db.packages.map((p) => p.name));
-  const repositories = await loadAptRepositories({
-    root: fs, sources, architectures, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger,
-    wanted: (name) => installedNames.has(name), ...(deps.now ? { now: deps.now() } : {}),
-  });
-  const plan = resolveDebUpgrades({ installed: db.packages, repositories, request: upgradeRequest(options.report) });
-  logger.info({ platform, packages: plan.packages.map((p) => `${p.name} ${p.from} -> ${p.to}`), heldBack: plan.heldBack, unavailable: plan.unavailable }, 'plan');
+  // Language package managers run in the BuildKit executor, which this build does not drive yet.
+  const libraryFailures = libraries.upgrades.map((l) => ({ name: `${l.name} (${l.ecosystem})`, error: `${l.from} -> ${l.to} needs the BuildKit executor, which is not configured` }));
+  if (libraryFailures.length > 0 && !options.ignoreErrors && !options.dryRun) {
+    throw new PipelineError('EXECUTOR_UNAVAILABLE', `library upgrades need the BuildKit executor, which is not configured: ${libraryFailures.map((f) => f.name).join(', ')} (use --ignore-errors to patch the rest)`);
+  }
+  const libraryPlan = { libraries: libraries.upgrades, skipped: libraries.skipped };
+  const emptyPlan: PatchPlan = { packages: [], heldBack: [], unavailable: [], ...libraryPlan };
+  const failedLibraries = options.dryRun ? [] : libraryFailures;
+
+  const users = await readUserDatabase(fs);
+  const db = pkgTypes.os ? await DpkgDatabase.read(fs, users) : undefined;
+  if (!db) {
+    const skipped = pkgTypes.os ? 'no dpkg database (only Debian-family images are patched in-process so far)' : 'OS packages not selected (--pkg-types)';
+    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped, failed: failedLibraries }, bytesDownloaded: 0 };
+  }
+
+  const repositories = await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}) });
+  if (!repositories) {
+    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: 'the image has no apt sources to take updates from', failed: failedLibraries }, bytesDownloaded: 0 };
+  }
+  const osPackage = inventory.packages.find((p) => p.class === 'os');
+  const request = debUpgradeRequest(osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all');
+  const plan: PatchPlan = { ...resolveDebUpgrades({ installed: db.packages, repositories, request }), ...libraryPlan };
+  logger.info({ platform, packages: plan.packages.map((p) => `${p.name} ${p.from} -> ${p.to}`), heldBack: plan.heldBack, unavailable: plan.unavailable, libraries: plan.libraries?.map((l) => `${l.name} ${l.from} -> ${l.to}`), skipped: plan.skipped }, 'plan');
   if (plan.packages.length === 0 || options.dryRun) {
-    return { outcome: { platform, plan, failed: [] }, bytesDownloaded: repositories.stats.bytesDownloaded };
+    return { outcome: { platform, ...scanned, plan, failed: failedLibraries }, bytesDownloaded: repositories.stats.bytesDownloaded };
   }
 
   options.onProgress?.({ stage: 'build', detail: platform });
@@ -186,9 +224,9 @@ async function patchPlatform(
       base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors: options.ignoreErrors, logger, debCacheDir: deps.cacheDir,
       onProgress: (e) => options.onProgress?.({ stage: 'package', ...e }),
     });
-    const failed = result.failed.map((f) => ({ name: f.pkg.name, error: f.error.message }));
+    const failed = [...result.failed.map((f) => ({ name: f.pkg.name, error: f.error.message })), ...failedLibraries];
     if (result.applied.length === 0) {
-      return { outcome: { platform, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: result.bytesDownloaded };
+      return { outcome: { platform, ...scanned, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: result.bytesDownloaded };
     }
     const layer = await builder.write();
 
@@ -206,7 +244,7 @@ async function patchPlatform(
       [Annotation.patched]: 'true',
     });
     return {
-      outcome: { platform, plan, failed, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
+      outcome: { platform, ...scanned, plan, failed, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
       image: patched,
       bytesDownloaded: result.bytesDownloaded,
     };
@@ -214,12 +252,6 @@ async function patchPlatform(
     await builder.dispose();
     throw error;
   }
-}
-
-function upgradeRequest(report: unknown): UpgradeRequest {
-  if (report === undefined) return { kind: 'all' };
-  const fixes = osFixesFromTrivyReport(report, compareDpkgVersions);
-  return { kind: 'packages', packages: new Map(fixes.map((f) => [f.name, { fixedVersion: f.fixedVersion, reasons: f.vulnerabilities }])) };
 }
 
 /** Re-reads the written layer (not our in-memory state) and checks every planned version landed. */
@@ -237,18 +269,6 @@ async function verifyInstalled(
       throw new DebError('VERIFY_FAILED', `${want.name}: expected ${want.version} after patching, found ${got?.version ?? 'nothing'}`);
     }
   }
-}
-
-const debianArchByOci: Record<string, string> = {
-  amd64: 'amd64', arm64: 'arm64', '386': 'i386', ppc64le: 'ppc64el', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loong64',
-};
-
-/** The dpkg architectures to index: the native one (dpkg's own record first, else from the config) plus foreign ones and 'all'. */
-async function debianArchitectures(fs: ImageFilesystem, ociArch: string, variant: string | undefined): Promise<string[]> {
-  const recorded = (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean) ?? [];
-  const native = ociArch === 'arm' ? (variant === 'v7' || variant === undefined ? 'armhf' : 'armel') : debianArchByOci[ociArch];
-  const archs = new Set([...(native ? [native] : []), ...recorded, 'all']);
-  return [...archs];
 }
 
 function patchedIndex(index: ImageIndex, replaced: ReadonlyMap<string, { digest: string; size: number; mediaType: string }>, image: Reference, baseDigest: string, now: Date): ImageIndex {

@@ -73,7 +73,11 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       );
       const summary = {
         status: outcome.status, target: outcome.target, digest: outcome.digest, sourceDigest: outcome.sourceDigest,
-        platforms: outcome.platforms.map(({ plan, ...p }) => ({ ...p, packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), heldBack: plan?.heldBack, unavailable: plan?.unavailable })),
+        platforms: outcome.platforms.map(({ plan, findings, ...p }) => ({
+          ...p, findings: findings?.map((f) => ({ id: f.id, package: f.package.name, version: f.package.version, fixed: f.fixedVersions, source: f.source })),
+          packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), heldBack: plan?.heldBack, unavailable: plan?.unavailable,
+          libraries: plan?.libraries, notPatched: plan?.skipped,
+        })),
       };
       queue.succeed(job.id, outcome.status === 'patched' ? 'succeeded' : 'skipped', summary);
       metrics.count('patchd_patch_outcomes_total', { outcome: outcome.status });

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { Logger } from '../log.js';
 import { readAllBytes as collect } from '../stream-bytes.js';
@@ -29,6 +29,21 @@ export interface LoadOptions {
   readonly maxCaptureBytes?: number;
   readonly limits?: DecompressLimits;
   readonly logger?: Logger;
+  /** Sees file contents as they stream past on the first pass (the scanner's inventory). */
+  readonly inspector?: FileInspector;
+}
+
+/**
+ * A reader of file contents during the single pass over the layers. It sees
+ * every version of a path in layer order; whiteouts and overwrites are
+ * resolved afterwards against the merged view (`entryAt`).
+ */
+export interface FileInspector {
+  wants(entry: FsEntry): boolean;
+  /** Must consume `body`; throwing fails the load. */
+  inspect(entry: FsEntry, body: Readable): Promise<void>;
+  /** A hard link to a file of the same layer that was inspected. */
+  link?(entry: FsEntry, target: string): void;
 }
 
 const maxSymlinkHops = 40;
@@ -96,10 +111,18 @@ export class ImageFilesystem {
       };
       this.put(entry);
       seenInLayer.add(path);
+      const inspector = type === 'file' && this.options.inspector?.wants(entry) ? this.options.inspector : undefined;
       if (type === 'file' && capture?.(path) && entry.size <= maxCapture) {
-        this.captured.set(path, await collect(body));
+        const bytes = await collect(body);
+        this.captured.set(path, bytes);
+        if (inspector) await inspector.inspect(entry, Readable.from([bytes]));
         return;
       }
+      if (inspector) {
+        await inspector.inspect(entry, body);
+        return drain(body);
+      }
+      if (type === 'hardlink' && linkname !== undefined) this.options.inspector?.link?.(entry, linkname);
       if (type === 'hardlink' && linkname !== undefined && this.captured.has(linkname) && capture?.(path)) {
         this.captured.set(path, this.captured.get(linkname)!);
       } else {
@@ -209,6 +232,11 @@ export class ImageFilesystem {
     return found;
   }
 
+  /** The entry now at exactly `path` (no symlinks followed), as the merged view has it. */
+  entryAt(path: string): FsEntry | undefined {
+    return this.nodes.get(path);
+  }
+
   entries(): FsEntry[] {
     return [...this.nodes.values()].filter((e) => e.path !== '').sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
@@ -258,6 +286,7 @@ export async function forEachEntry(stream: Readable, handler: EntryHandler): Pro
 }
 
 function drain(stream: Readable): Promise<void> {
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
   return new Promise((resolve, reject) => {
     stream.on('end', resolve);
     stream.on('error', reject);

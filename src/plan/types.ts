@@ -1,4 +1,5 @@
 import type { PackageCandidate } from '../build/deb/repository/index.js';
+import type { Ecosystem } from '../scan/versions/index.js';
 
 /** One package the patch will replace, and why. */
 export interface PlannedPackage {
@@ -10,6 +11,30 @@ export interface PlannedPackage {
   readonly reasons: readonly string[];
   readonly executor: 'deb-inprocess';
   readonly candidate: PackageCandidate;
+}
+
+/** A library the patch would move to a fixed version. */
+export interface PlannedLibrary {
+  readonly ecosystem: Ecosystem;
+  readonly name: string;
+  readonly from: string;
+  readonly to: string;
+  /** The record it was found in (METADATA, package.json, deps.json). */
+  readonly path: string;
+  readonly location?: string;
+  readonly reasons: readonly string[];
+  /** Language package managers run in the BuildKit sidecar. */
+  readonly executor: 'buildkit';
+}
+
+/** A package with findings that the plan deliberately leaves alone, and why. */
+export interface SkippedPackage {
+  readonly ecosystem: Ecosystem;
+  readonly name: string;
+  readonly version: string;
+  readonly path: string;
+  readonly reason: string;
+  readonly findings: readonly string[];
 }
 
 /** A newer version exists but installing it would break the package set (apt would hold it back). */
@@ -32,4 +57,6 @@ export interface PatchPlan {
   readonly packages: readonly PlannedPackage[];
   readonly heldBack: readonly HeldBackPackage[];
   readonly unavailable: readonly UnavailableFix[];
+  readonly libraries?: readonly PlannedLibrary[];
+  readonly skipped?: readonly SkippedPackage[];
 }

@@ -7,8 +7,8 @@ import { formatParagraph, parseParagraphs, parseRelations } from '../../src/buil
 import { readDebArchive } from '../../src/build/deb/deb-archive.js';
 import { parseDeb822Sources, parseOneLineSources } from '../../src/build/deb/repository/sources.js';
 import { forEachEntry } from '../../src/image/filesystem.js';
-import { osFixesFromTrivyReport } from '../../src/scan/sources/trivy.js';
-import { compareDpkgVersions } from '../../src/scan/versions/dpkg.js';
+import { findingsFromTrivyReport } from '../../src/scan/sources/trivy.js';
+import { debUpgradeRequest } from '../../src/plan/os-request.js';
 import { run, tmpDir } from '../harness/tools.js';
 
 const work = await tmpDir('patchd-deb-formats');
@@ -79,7 +79,7 @@ test('a file that is not a .deb is refused clearly', async () => {
 });
 
 test('Trivy reports: OS packages with a FixedVersion, highest fix per package', () => {
-  const fixes = osFixesFromTrivyReport({
+  const findings = findingsFromTrivyReport({
     SchemaVersion: 2,
     Results: [
       { Target: 'img (debian 12.5)', Class: 'os-pkgs', Type: 'debian', Vulnerabilities: [
@@ -89,7 +89,12 @@ test('Trivy reports: OS packages with a FixedVersion, highest fix per package', 
       ] },
       { Target: 'app/requirements.txt', Class: 'lang-pkgs', Type: 'pip', Vulnerabilities: [{ VulnerabilityID: 'CVE-D', PkgName: 'urllib3', FixedVersion: '2.2.2' }] },
     ],
-  }, compareDpkgVersions);
-  assert.deepEqual(fixes, [{ name: 'libssl3', fixedVersion: '3.0.14-1~deb12u1', vulnerabilities: ['CVE-A', 'CVE-B'] }]);
-  assert.throws(() => osFixesFromTrivyReport({ Results: 'nope' }, compareDpkgVersions), /not a Trivy JSON report/);
+  });
+  assert.deepEqual(findings.map((f) => [f.package.ecosystem, f.package.name, f.id, f.fixedVersions]), [
+    ['debian', 'libssl3', 'CVE-A', ['3.0.13-1~deb12u1']], ['debian', 'libssl3', 'CVE-B', ['3.0.14-1~deb12u1']], ['debian', 'zlib1g', 'CVE-C', []], ['pypi', 'urllib3', 'CVE-D', ['2.2.2']],
+  ]);
+  const request = debUpgradeRequest(findings);
+  assert.equal(request.kind, 'packages');
+  assert.deepEqual([...(request.kind === 'packages' ? request.packages : [])], [['libssl3', { fixedVersion: '3.0.14-1~deb12u1', reasons: ['CVE-A', 'CVE-B'] }]]);
+  assert.throws(() => findingsFromTrivyReport({ Results: 'nope' }), /not a Trivy JSON report/);
 });

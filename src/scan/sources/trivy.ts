@@ -1,14 +1,20 @@
 import { z } from 'zod';
 import { PatchdError } from '../../errors.js';
+import type { Inventory } from '../inventory/types.js';
+import type { Finding } from '../types.js';
+import type { Ecosystem } from '../versions/index.js';
+import { findingsFromRows, splitFixedVersions, type ReportRow } from './report-findings.js';
 
 export class ReportError extends PatchdError {}
 
 const VulnerabilitySchema = z.object({
   VulnerabilityID: z.string(),
   PkgName: z.string(),
+  PkgPath: z.string().optional(),
   InstalledVersion: z.string().optional(),
   FixedVersion: z.string().optional(),
   Severity: z.string().optional(),
+  Title: z.string().optional(),
 }).loose();
 
 const TrivyReportSchema = z.object({
@@ -23,33 +29,39 @@ const TrivyReportSchema = z.object({
   }).loose()).default([]),
 }).loose();
 
-export interface OsPackageFix {
-  readonly name: string;
-  /** Highest fixed version any listed vulnerability needs (comma-separated lists are read as alternatives; the first is taken). */
-  readonly fixedVersion: string;
-  readonly vulnerabilities: readonly string[];
-}
+/** Trivy's result types (pkg/fanal/types) by ecosystem. */
+const ecosystemByType: Record<string, Ecosystem> = {
+  debian: 'debian', ubuntu: 'debian',
+  alpine: 'alpine', wolfi: 'alpine', chainguard: 'alpine',
+  redhat: 'rpm', centos: 'rpm', rocky: 'rpm', alma: 'rpm', amazon: 'rpm', oracle: 'rpm', fedora: 'rpm', photon: 'rpm',
+  'cbl-mariner': 'rpm', azurelinux: 'rpm', suse: 'rpm', 'opensuse.leap': 'rpm', 'opensuse.tumbleweed': 'rpm', 'sles': 'rpm',
+  'python-pkg': 'pypi', pip: 'pypi', pipenv: 'pypi', poetry: 'pypi', uv: 'pypi', conda: 'pypi',
+  'node-pkg': 'npm', npm: 'npm', yarn: 'npm', pnpm: 'npm', bun: 'npm',
+  gobinary: 'go', gomod: 'go',
+  'dotnet-core': 'nuget', nuget: 'nuget', 'dotnet-deps': 'nuget', 'packages-props': 'nuget',
+};
 
-/**
- * The OS packages a Trivy JSON report lists with a FixedVersion, one entry
- * per package (Copa's report-driven mode).
- */
-export function osFixesFromTrivyReport(json: unknown, compare: (a: string, b: string) => number): OsPackageFix[] {
+/** Findings from a Trivy JSON report (`trivy image -f json`), tied to the inventory when there is one. */
+export function findingsFromTrivyReport(json: unknown, inventory?: Inventory): Finding[] {
   const parsed = TrivyReportSchema.safeParse(json);
   if (!parsed.success) throw new ReportError('REPORT_INVALID', `not a Trivy JSON report: ${z.prettifyError(parsed.error)}`);
-  const byName = new Map<string, { fixedVersion: string; vulnerabilities: string[] }>();
+  const rows: ReportRow[] = [];
   for (const result of parsed.data.Results) {
-    if (result.Class !== 'os-pkgs') continue;
-    for (const vuln of result.Vulnerabilities ?? []) {
-      const fixed = vuln.FixedVersion?.split(',')[0]?.trim();
-      if (!fixed) continue;
-      const entry = byName.get(vuln.PkgName);
-      if (!entry) byName.set(vuln.PkgName, { fixedVersion: fixed, vulnerabilities: [vuln.VulnerabilityID] });
-      else {
-        if (compare(fixed, entry.fixedVersion) > 0) entry.fixedVersion = fixed;
-        if (!entry.vulnerabilities.includes(vuln.VulnerabilityID)) entry.vulnerabilities.push(vuln.VulnerabilityID);
-      }
+    const ecosystem = ecosystemByType[result.Type ?? ''] ?? (result.Class === 'os-pkgs' ? ecosystemFromOs(parsed.data.Metadata?.OS?.Family) : undefined);
+    if (!ecosystem) continue;
+    for (const v of result.Vulnerabilities ?? []) {
+      rows.push({
+        id: v.VulnerabilityID, name: v.PkgName, fixed: splitFixedVersions(v.FixedVersion), ecosystem,
+        ...(v.InstalledVersion ? { installed: v.InstalledVersion } : {}),
+        ...(v.Severity ? { severity: v.Severity } : {}),
+        ...(v.Title ? { summary: v.Title } : {}),
+        ...(v.PkgPath ? { path: v.PkgPath } : {}),
+      });
     }
   }
-  return [...byName].map(([name, v]) => ({ name, ...v })).sort((a, b) => a.name.localeCompare(b.name));
+  return findingsFromRows(rows, inventory, 'trivy');
+}
+
+function ecosystemFromOs(family: string | undefined): Ecosystem | undefined {
+  return family ? ecosystemByType[family] : undefined;
 }

@@ -1,4 +1,6 @@
-import { PatchdError } from '../../errors.js';
+import { VersionError } from './errors.js';
+
+export { VersionError };
 
 /** A Debian version: [epoch:]upstream[-revision] (deb-version(7)). */
 export interface DpkgVersion {
@@ -7,7 +9,6 @@ export interface DpkgVersion {
   readonly revision: string;
 }
 
-export class VersionError extends PatchdError {}
 
 export function parseDpkgVersion(input: string): DpkgVersion {
   const v = input.trim();

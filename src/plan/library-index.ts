@@ -1,0 +1,115 @@
+import { request, type Dispatcher } from 'undici';
+import { PatchdError } from '../errors.js';
+import { readAllBytes } from '../stream-bytes.js';
+import { compareVersions, type Ecosystem } from '../scan/versions/index.js';
+
+export class LibraryIndexError extends PatchdError {}
+
+/** Which versions a package source publishes, so a plan never names one that does not exist. */
+export interface LibraryIndex {
+  /** Published versions, or a LibraryIndexError when the source cannot be asked. */
+  versions(ecosystem: Ecosystem, name: string): Promise<PublishedVersions>;
+}
+
+export interface PublishedVersions {
+  readonly versions: readonly string[];
+  /** What the source calls latest (PyPI's info.version, npm's dist-tags.latest), else the highest stable version. */
+  readonly latest?: string;
+  readonly source: string;
+}
+
+export interface LibraryIndexUrls {
+  readonly pypi: string;
+  readonly npm: string;
+  readonly goProxy: string;
+  readonly nuget: string;
+}
+
+export const defaultLibraryIndexUrls: LibraryIndexUrls = {
+  pypi: 'https://pypi.org/pypi',
+  npm: 'https://registry.npmjs.org',
+  goProxy: 'https://proxy.golang.org',
+  nuget: 'https://api.nuget.org/v3-flatcontainer',
+};
+
+const maxResponseBytes = 64 * 2 ** 20;
+
+/** PyPI's JSON API, the npm registry, a Go module proxy and NuGet's flat container; answers are cached per process. */
+export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Partial<LibraryIndexUrls> } = {}): LibraryIndex {
+  const urls = { ...defaultLibraryIndexUrls, ...options.urls };
+  const cache = new Map<string, Promise<PublishedVersions>>();
+  const getJson = async (url: string, accept = 'application/json'): Promise<unknown> => {
+    const text = await getText(url, accept);
+    try { return JSON.parse(text); } catch { throw new LibraryIndexError('INDEX_INVALID', `${url} did not answer JSON`); }
+  };
+  const getText = async (url: string, accept: string): Promise<string> => {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(url, { method: 'GET', headers: { accept, 'user-agent': 'patchd' }, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}), headersTimeout: 30_000, bodyTimeout: 60_000 });
+    } catch (error) {
+      throw new LibraryIndexError('INDEX_UNREACHABLE', `${url}: ${(error as Error).message}`);
+    }
+    if (response.statusCode === 404 || response.statusCode === 410) {
+      await response.body.dump();
+      throw new LibraryIndexError('PACKAGE_NOT_FOUND', `${url}: not published there (HTTP ${response.statusCode})`);
+    }
+    if (response.statusCode !== 200) {
+      await response.body.dump();
+      throw new LibraryIndexError('INDEX_UNREACHABLE', `${url}: HTTP ${response.statusCode}`);
+    }
+    const length = Number(response.headers['content-length'] ?? 0);
+    if (length > maxResponseBytes) { await response.body.dump(); throw new LibraryIndexError('INDEX_INVALID', `${url}: answer of ${length} bytes is too large`); }
+    return (await readAllBytes(response.body)).toString('utf8');
+  };
+
+  const fetchVersions = async (ecosystem: Ecosystem, name: string): Promise<PublishedVersions> => {
+    switch (ecosystem) {
+      case 'pypi': {
+        const url = `${urls.pypi}/${encodeURIComponent(name)}/json`;
+        const json = (await getJson(url)) as { info?: { version?: string }; releases?: Record<string, { yanked?: boolean }[]> };
+        const versions = Object.entries(json.releases ?? {}).filter(([, files]) => files.length === 0 || files.some((f) => !f.yanked)).map(([v]) => v);
+        return { versions, ...(json.info?.version ? { latest: json.info.version } : {}), source: url };
+      }
+      case 'npm': {
+        const url = `${urls.npm}/${name.startsWith('@') ? `@${encodeURIComponent(name.slice(1))}` : encodeURIComponent(name)}`;
+        const json = (await getJson(url, 'application/vnd.npm.install-v1+json')) as { versions?: Record<string, unknown>; 'dist-tags'?: { latest?: string } };
+        const latest = json['dist-tags']?.latest;
+        return { versions: Object.keys(json.versions ?? {}), ...(latest ? { latest } : {}), source: url };
+      }
+      case 'go': {
+        // Module paths are case-encoded on the proxy: 'A' becomes '!a'.
+        const escaped = name.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
+        const url = `${urls.goProxy}/${escaped}/@v/list`;
+        const versions = (await getText(url, 'text/plain')).split('\n').map((l) => l.trim()).filter(Boolean);
+        return withHighest(ecosystem, { versions, source: url });
+      }
+      case 'nuget': {
+        const url = `${urls.nuget}/${encodeURIComponent(name.toLowerCase())}/index.json`;
+        const json = (await getJson(url)) as { versions?: string[] };
+        return withHighest(ecosystem, { versions: json.versions ?? [], source: url });
+      }
+      default:
+        throw new LibraryIndexError('INDEX_UNSUPPORTED', `no library index for ${ecosystem} packages`);
+    }
+  };
+
+  return {
+    versions(ecosystem, name) {
+      const key = `${ecosystem}\0${name}`;
+      let pending = cache.get(key);
+      if (!pending) {
+        pending = fetchVersions(ecosystem, name);
+        cache.set(key, pending);
+        pending.catch(() => cache.delete(key));
+      }
+      return pending;
+    },
+  };
+}
+
+function withHighest(ecosystem: Ecosystem, found: { versions: string[]; source: string }): PublishedVersions {
+  const stable = found.versions.filter((v) => !/-/.test(v.replace(/\+.*$/, '')));
+  const sorted = [...stable].sort((a, b) => { try { return compareVersions(ecosystem, a, b); } catch { return 0; } });
+  const latest = sorted[sorted.length - 1];
+  return { ...found, ...(latest ? { latest } : {}) };
+}

@@ -1,0 +1,65 @@
+import type { Dispatcher } from 'undici';
+import { DpkgDatabase, readUserDatabase } from '../build/deb/dpkg-database.js';
+import { loadImageRepositories } from '../build/deb/repository/for-image.js';
+import { imageFromRegistry } from '../image/mutate.js';
+import { parseManifest } from '../image/types.js';
+import type { Logger } from '../log.js';
+import type { RegistryClient } from '../oci/client.js';
+import { isIndexMediaType } from '../oci/media-types.js';
+import { formatReference, withDigest, type Reference } from '../oci/reference.js';
+import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
+import { readAllBytes } from '../stream-bytes.js';
+import type { ScanResult } from './format.js';
+import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from './scan.js';
+import type { Finding } from './types.js';
+
+/** Files the "updates available" check needs from the first pass (apt sources, keyrings, dpkg's database). */
+const aptFiles = /^(etc\/apt\/|etc\/passwd$|etc\/group$|var\/lib\/dpkg\/|usr\/share\/keyrings\/)/;
+
+/**
+ * `patchd scan`: the inventory and findings of every platform of an image.
+ * Debian images whose OS has no advisory data get "newer version in the
+ * image's own repositories" findings instead (`updates`), as `patch` would act on.
+ */
+export async function scanImage(
+  deps: { client: RegistryClient; dispatcher: Dispatcher; logger: Logger; cacheDir: string; tmpDir: string },
+  options: { image: Reference; advisories: AdvisorySources; updates: boolean },
+): Promise<ScanResult[]> {
+  const { client } = deps;
+  const top = await client.getManifest(options.image);
+  const parsed = parseManifest(top.bytes, top.mediaType);
+  const targets: { ref: Reference; platform: string }[] = [];
+  if (parsed.kind === 'manifest') targets.push({ ref: withDigest(options.image, top.digest), platform: 'single' });
+  else {
+    for (const child of parsed.index.manifests) {
+      const platform = child.platform ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join('/') : 'unknown';
+      if (platform.startsWith('unknown') || isIndexMediaType(child.mediaType)) continue;
+      targets.push({ ref: withDigest(options.image, child.digest), platform });
+    }
+  }
+  const results: ScanResult[] = [];
+  for (const { ref, platform } of targets) {
+    const manifest = ref.digest === top.digest ? top : await client.getManifest(ref);
+    const m = parseManifest(manifest.bytes, manifest.mediaType);
+    if (m.kind !== 'manifest') continue;
+    const configBytes = await readAllBytes(await client.openBlob(ref, m.manifest.config));
+    const image = imageFromRegistry({ manifestMediaType: manifest.mediaType, manifestBytes: manifest.bytes, configBytes, openBlob: (d) => client.openBlob(ref, d) });
+    const { fs, inventory } = await scanLayers(image.layers, { capture: (p) => options.updates && aptFiles.test(p), maxCaptureBytes: 4 * 2 ** 20, logger: deps.logger, tmpDir: deps.tmpDir });
+    const findings: Finding[] = collectFindings(inventory, options.advisories);
+    const osPackage = inventory.packages.find((p) => p.class === 'os' && p.ecosystem === 'debian');
+    if (options.updates && osPackage && !hasAdvisoryData(osPackage, inventory.os, options.advisories)) {
+      const db = await DpkgDatabase.read(fs, await readUserDatabase(fs));
+      const repositories = db ? await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger: deps.logger }) : undefined;
+      if (db && repositories) {
+        const plan = resolveDebUpgrades({ installed: db.packages, repositories, request: { kind: 'all' } });
+        for (const p of plan.packages) {
+          const pkg = inventory.packages.find((i) => i.ecosystem === 'debian' && i.name === p.name && (i.architecture === p.architecture || i.architecture === ''));
+          if (!pkg) continue;
+          findings.push({ package: pkg, id: 'UPDATE-AVAILABLE', aliases: [], fixedVersions: [p.to], severity: 'UNKNOWN', source: 'repository', summary: p.reasons.join(', ') });
+        }
+      }
+    }
+    results.push({ image: formatReference(options.image), digest: manifest.digest, platform, inventory, findings });
+  }
+  return results;
+}

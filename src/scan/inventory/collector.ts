@@ -1,0 +1,201 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import Database from 'better-sqlite3';
+import type { FileInspector, FsEntry, ImageFilesystem } from '../../image/filesystem.js';
+import { readAllBytes } from '../../stream-bytes.js';
+import { readApkInstalled } from './readers/apk.js';
+import { readDotnetDeps, isDotnetAppDeps } from './readers/dotnet.js';
+import { readDpkgStatus } from './readers/dpkg.js';
+import { goPackages, readGoBuildInfo } from './readers/go-buildinfo.js';
+import { nodeManifestPath, nodePackagePath, readNodeManifest, readNodePackage, type NodeAppManifest } from './readers/node.js';
+import { parseOsRelease } from './readers/os-release.js';
+import { pythonMetadataPath, readPythonMetadata } from './readers/python.js';
+import { bdbHashValues } from './readers/rpm-bdb.js';
+import { parseRpmHeader, splitSourceRpm } from './readers/rpm-header.js';
+import { purlFor } from './purl.js';
+import type { InstalledPackage, Inventory, OsInfo } from './types.js';
+
+export type PackageRecord = Omit<InstalledPackage, 'purl'>;
+
+type Kind = 'os-release' | 'dpkg' | 'apk' | 'rpm-sqlite' | 'rpm-bdb' | 'rpm-ndb' | 'python' | 'node-package' | 'node-manifest' | 'dotnet' | 'binary';
+
+const mib = 2 ** 20;
+/** Largest file of each kind read; anything bigger is reported, not read. */
+const maxBytes: Record<Kind, number> = {
+  'os-release': 64 * 1024, dpkg: 64 * mib, apk: 64 * mib, 'rpm-sqlite': 1024 * mib, 'rpm-bdb': 1024 * mib, 'rpm-ndb': 0,
+  python: 4 * mib, 'node-package': mib, 'node-manifest': mib, dotnet: 16 * mib, binary: Number.MAX_SAFE_INTEGER,
+};
+
+function kindOf(entry: FsEntry): Kind | undefined {
+  const p = entry.path;
+  if (p === 'etc/os-release' || p === 'usr/lib/os-release') return 'os-release';
+  if (p === 'var/lib/dpkg/status' || (p.startsWith('var/lib/dpkg/status.d/') && !p.endsWith('.md5sums') && p.split('/').length === 5)) return 'dpkg';
+  if (p === 'lib/apk/db/installed' || p === 'usr/lib/apk/db/installed') return 'apk';
+  if (/^(var\/lib\/rpm|usr\/lib\/sysimage\/rpm)\//.test(p)) {
+    if (p.endsWith('/rpmdb.sqlite')) return 'rpm-sqlite';
+    if (p.endsWith('/Packages')) return 'rpm-bdb';
+    if (p.endsWith('/Packages.db')) return 'rpm-ndb';
+  }
+  if (pythonMetadataPath.test(p)) return 'python';
+  if (nodePackagePath.test(p)) return 'node-package';
+  if (nodeManifestPath.test(p) && !p.includes('node_modules/')) return 'node-manifest';
+  if (isDotnetAppDeps(p)) return 'dotnet';
+  if ((entry.mode & 0o111) !== 0 && entry.size >= 4096) return 'binary';
+  return undefined;
+}
+
+interface Found<T> { readonly layerIndex: number; readonly value: T }
+
+/**
+ * Reads package records while the image's layers stream past (an
+ * ImageFilesystem inspector), then keeps only the records whose file is
+ * still there in the merged view: later layers, whiteouts and opaque
+ * directories are resolved without a second pass.
+ */
+export class InventoryCollector implements FileInspector {
+  private readonly records = new Map<string, Found<PackageRecord[]>>();
+  private readonly osRelease = new Map<string, Found<OsInfo>>();
+  private readonly manifests = new Map<string, Found<NodeAppManifest>>();
+  private readonly warnings: string[] = [];
+
+  constructor(private readonly options: { tmpDir?: string } = {}) {}
+
+  wants(entry: FsEntry): boolean {
+    const kind = kindOf(entry);
+    if (!kind) return false;
+    if (entry.size > maxBytes[kind]) {
+      if (kind !== 'binary') this.warnings.push(`${entry.path}: ${kind} record of ${entry.size} bytes is larger than the ${maxBytes[kind]}-byte limit; not read`);
+      return false;
+    }
+    return true;
+  }
+
+  async inspect(entry: FsEntry, body: Readable): Promise<void> {
+    const kind = kindOf(entry)!;
+    const path = entry.path;
+    try {
+      switch (kind) {
+        case 'binary': {
+          const result = await readGoBuildInfo(body);
+          if (result.kind === 'go') this.put(path, entry.layerIndex, goPackages(result.info, path));
+          else if (result.kind === 'old-go') this.warnings.push(`${path}: Go binary ${result.reason}`);
+          return;
+        }
+        case 'rpm-sqlite':
+        case 'rpm-bdb':
+          this.put(path, entry.layerIndex, await this.readRpmDatabase(kind, body, path));
+          return;
+        case 'rpm-ndb':
+          this.warnings.push(`${path}: rpm NDB databases are not read yet; packages in it are not scanned`);
+          return;
+        default:
+          break;
+      }
+      const text = (await readAllBytes(body)).toString('utf8');
+      switch (kind) {
+        case 'os-release': {
+          const os = parseOsRelease(text);
+          if (os) this.osRelease.set(path, { layerIndex: entry.layerIndex, value: os });
+          return;
+        }
+        case 'dpkg': return this.put(path, entry.layerIndex, readDpkgStatus(text, path));
+        case 'apk': return this.put(path, entry.layerIndex, readApkInstalled(text, path));
+        case 'python': return this.put(path, entry.layerIndex, optional(readPythonMetadata(text, path)));
+        case 'node-package': return this.put(path, entry.layerIndex, optional(readNodePackage(text, path)));
+        case 'node-manifest': {
+          const manifest = readNodeManifest(text, path);
+          if (manifest) this.manifests.set(path, { layerIndex: entry.layerIndex, value: manifest });
+          return;
+        }
+        case 'dotnet': return this.put(path, entry.layerIndex, readDotnetDeps(text, path));
+      }
+    } catch (error) {
+      this.warnings.push(`${path}: ${(error as Error).message}`);
+    }
+  }
+
+  link(entry: FsEntry, target: string): void {
+    const found = this.records.get(target);
+    if (found?.layerIndex === entry.layerIndex) {
+      this.records.set(entry.path, { layerIndex: entry.layerIndex, value: found.value.map((r) => ({ ...r, path: entry.path, ...(r.location === target ? { location: entry.path } : {}) })) });
+    }
+  }
+
+  private put(path: string, layerIndex: number, records: PackageRecord[]): void {
+    this.records.set(path, { layerIndex, value: records });
+  }
+
+  private async readRpmDatabase(kind: 'rpm-sqlite' | 'rpm-bdb', body: Readable, path: string): Promise<PackageRecord[]> {
+    // Both formats need random access: spool to a private temp file.
+    const dir = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'patchd-rpmdb-'));
+    const file = join(dir, 'db');
+    try {
+      await pipeline(body, createWriteStream(file, { mode: 0o600 }));
+      const blobs: Buffer[] = [];
+      if (kind === 'rpm-sqlite') {
+        const db = new Database(file, { readonly: true, fileMustExist: true });
+        try {
+          for (const row of db.prepare('SELECT blob FROM Packages').iterate() as Iterable<{ blob: Buffer }>) blobs.push(row.blob);
+        } finally {
+          db.close();
+        }
+      } else {
+        const handle = await open(file, 'r');
+        try {
+          for await (const blob of bdbHashValues(handle)) blobs.push(blob);
+        } finally {
+          await handle.close();
+        }
+      }
+      const out: PackageRecord[] = [];
+      for (const blob of blobs) {
+        const h = parseRpmHeader(blob);
+        if (h.name === 'gpg-pubkey') continue; // imported signing keys, not software
+        const version = `${h.epoch ? `${h.epoch}:` : ''}${h.version}-${h.release}`;
+        const source = h.sourceRpm ? splitSourceRpm(h.sourceRpm) : undefined;
+        out.push({
+          ecosystem: 'rpm', class: 'os', name: h.name, version, path, architecture: h.arch ?? '',
+          sourceName: source?.name ?? h.name, sourceVersion: source?.version ?? version,
+        });
+      }
+      return out;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The inventory of the merged image. */
+  finish(fs: Pick<ImageFilesystem, 'entryAt' | 'stat'>): Inventory {
+    const present = <T>(path: string, found: Found<T>) => fs.entryAt(path)?.layerIndex === found.layerIndex;
+    let os: OsInfo | undefined;
+    for (const path of ['etc/os-release', 'usr/lib/os-release']) {
+      const found = this.osRelease.get(path);
+      if (found && present(path, found) && !os) os = found.value;
+    }
+    const apps = new Map<string, ReadonlySet<string>>();
+    for (const [path, found] of this.manifests) if (present(path, found)) apps.set(found.value.dir, found.value.dependencies);
+    const packages: InstalledPackage[] = [];
+    for (const [path, found] of [...this.records].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (!present(path, found)) continue;
+      for (const record of found.value) {
+        const withDirect = record.ecosystem === 'npm' && !record.global ? { ...record, direct: isTopLevel(record) && (apps.get(record.location ?? '')?.has(record.name) ?? false) } : record;
+        packages.push({ ...withDirect, purl: purlFor(withDirect, os) });
+      }
+    }
+    return { ...(os ? { os } : {}), packages, warnings: [...this.warnings] };
+  }
+}
+
+/** `app/node_modules/x/package.json`, not `app/node_modules/a/node_modules/x/package.json`. */
+function isTopLevel(record: PackageRecord): boolean {
+  const rest = record.path.slice((record.location === '.' ? '' : `${record.location}/`).length);
+  return rest.split('node_modules/').length === 2;
+}
+
+function optional<T>(value: T | undefined): T[] {
+  return value === undefined ? [] : [value];
+}

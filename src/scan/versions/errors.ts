@@ -1,0 +1,7 @@
+import { PatchdError } from '../../errors.js';
+
+export class VersionError extends PatchdError {}
+
+export function invalid(ecosystem: string, input: string): VersionError {
+  return new VersionError('VERSION_INVALID', `invalid ${ecosystem} version ${JSON.stringify(input)}`);
+}
