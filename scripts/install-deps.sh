@@ -3,28 +3,40 @@
 # machine, and nothing when it is all there already (safe to run every time).
 #   system: docker-registry (local registry), skopeo, umoci (independent image
 #           tools for the tests), debootstrap (the bookworm fixture),
-#           apache2-utils (htpasswd for auth tests), xz-utils, ca-certificates, openssl
+#           apache2-utils (htpasswd for auth tests), xz-utils, ca-certificates, openssl,
+#           rpm + db5.3-util (rpm databases for the scanner's tests), git,
+#           python3 + pip, golang-go (when no Go toolchain is on PATH)
 #   node:   npm ci (its `prepare` script compiles src/ to dist/), and dist/
 #           rebuilt when src/ is newer, so `npx patchd` runs the current source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl)
+apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git)
 
 missing=()
+missing_lang=()
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
 for pkg in "${apt_packages[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
+  if [ "${#sudo[@]}" -gt 0 ]; then
     command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
-    sudo=(sudo)
   fi
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# The app-layer fixtures are built with the real tools: pip, npm, go.
+command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || missing_lang+=(python3 python3-pip)
+command -v go >/dev/null || missing_lang+=(golang-go)
+if [ "${#missing_lang[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing_lang[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing_lang[@]}" </dev/null
 fi
 
 command -v node >/dev/null || { echo "install-deps: node (>= 20.18.1) is required" >&2; exit 1; }

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
 echo "test: bookworm fixture: $(bash test/fixtures/build-bookworm.sh)"
+echo "test: app layer fixtures: $(bash test/fixtures/build-app-layers.sh)"
 
 echo "test: typecheck (tsc -p tsconfig.json --noEmit)"
 npx --no-install tsc -p tsconfig.json --noEmit

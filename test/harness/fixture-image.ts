@@ -16,6 +16,17 @@ const repoRoot = new URL('../..', import.meta.url).pathname;
 let rootfsTar: Promise<string> | undefined;
 
 /** Path of the cached, genuinely outdated bookworm rootfs.tar (built once by test/fixtures/build-bookworm.sh). */
+let appLayers: Promise<string> | undefined;
+
+/** Directory of the cached application layers (python.tar, node.tar, go.tar, rpm.tar, rpm-bdb.tar) built by test/fixtures/build-app-layers.sh. */
+export function appLayersDir(): Promise<string> {
+  appLayers ??= run('bash', [join(repoRoot, 'test/fixtures/build-app-layers.sh')], { cwd: repoRoot }).then(
+    ({ stdout }) => stdout.trim().split('\n').at(-1)!,
+    (err: unknown) => { appLayers = undefined; throw err; },
+  );
+  return appLayers;
+}
+
 export function bookwormRootfsTar(): Promise<string> {
   rootfsTar ??= run('bash', [join(repoRoot, 'test/fixtures/build-bookworm.sh')], { cwd: repoRoot }).then(
     ({ stdout }) => {
@@ -33,6 +44,8 @@ export function bookwormRootfsTar(): Promise<string> {
 
 export interface PushRootfsImageArgs {
   readonly tarPath: string;
+  /** More layer tars stacked on top of `tarPath`, in order. */
+  readonly extraLayers?: readonly string[];
   /** host:port of a plain-HTTP registry. */
   readonly registryHost: string;
   readonly repository: string;
@@ -95,6 +108,9 @@ export async function pushRootfsImage(args: PushRootfsImageArgs): Promise<Pushed
     await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
     const layer = await writeLayer(layout, args.tarPath);
+    const extra = [];
+    for (const tar of args.extraLayers ?? []) extra.push(await writeLayer(layout, tar));
+    const layers = [layer, ...extra];
     // A fixed creation time keeps the fixture's digests stable across runs.
     const created = '2024-01-01T00:00:00Z';
     const config = await writeBlob(
@@ -104,8 +120,8 @@ export async function pushRootfsImage(args: PushRootfsImageArgs): Promise<Pushed
         architecture,
         os: 'linux',
         config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['bash'] },
-        rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-        history: [{ created, created_by: `patchd test fixture from ${args.tarPath.split('/').at(-1)}` }],
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+        history: [args.tarPath, ...(args.extraLayers ?? [])].map((t) => ({ created, created_by: `patchd test fixture from ${t.split('/').at(-1)}` })),
       }),
     );
     const manifest = await writeBlob(
@@ -114,7 +130,7 @@ export async function pushRootfsImage(args: PushRootfsImageArgs): Promise<Pushed
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.size }],
+        layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size })),
       }),
     );
     await writeFile(
@@ -148,7 +164,7 @@ export async function pushRootfsImage(args: PushRootfsImageArgs): Promise<Pushed
       mediaTypes === 'oci' ? 'application/vnd.oci.image.manifest.v1+json' : 'application/vnd.docker.distribution.manifest.v2+json';
     if (digest !== reported) throw new Error(`registry serves manifest ${digest}, skopeo pushed ${reported}`);
     if (pushed.mediaType !== expectedManifestType) throw new Error(`pushed manifest is ${pushed.mediaType}, wanted ${expectedManifestType}`);
-    if (pushed.layers?.length !== 1 || pushed.layers[0]?.digest !== layer.digest) {
+    if (pushed.layers?.length !== layers.length || pushed.layers.some((l, i) => l.digest !== layers[i]!.digest)) {
       throw new Error(`pushed layers ${JSON.stringify(pushed.layers)} are not our layer ${layer.digest}`);
     }
     if (mediaTypes === 'oci' && digest !== manifest.digest) throw new Error(`manifest was rewritten on push: ${manifest.digest} -> ${digest}`);

@@ -33,7 +33,10 @@ export function versionParts(ecosystem: Ecosystem, v: string): { major: number; 
         return { major: r[0] ?? 0, minor: r[1] ?? 0, patch: r[2] ?? 0 };
       }
       case 'npm': return npmParts(v);
-      case 'go': return parseGoVersion(v);
+      case 'go': {
+        const g = parseGoVersion(v);
+        return { major: g.major, minor: g.minor, patch: g.patch };
+      }
       case 'nuget': {
         const p = parseNuGetVersion(v).parts;
         return { major: p[0], minor: p[1], patch: p[2] };

@@ -8,7 +8,11 @@ export function isDotnetAppDeps(path: string): boolean {
   return dotnetDepsPath.test(path) && !excluded.test(path);
 }
 
-/** `libraries` of a deps.json: "Name/Version" keys of type "package" (the app's own "project" entries are skipped). */
+/**
+ * `libraries` of a deps.json: "Name/Version" keys of type "package", and the
+ * runtime packs a self-contained app carries ("runtimepack.Name/Version"), so
+ * the planner can say why it leaves them alone. The app's own "project" is skipped.
+ */
 export function readDotnetDeps(text: string, path: string): PackageRecord[] {
   let json: unknown;
   try { json = JSON.parse(text); } catch { throw new Error('not valid JSON'); }
@@ -17,10 +21,11 @@ export function readDotnetDeps(text: string, path: string): PackageRecord[] {
   const location = path.slice(0, path.lastIndexOf('/') + 1).replace(/\/$/, '') || '.';
   const out: PackageRecord[] = [];
   for (const [key, lib] of Object.entries(libraries)) {
-    if (lib?.type !== 'package') continue;
+    if (lib?.type !== 'package' && lib?.type !== 'runtimepack') continue;
     const slash = key.lastIndexOf('/');
     if (slash <= 0) continue;
-    out.push({ ecosystem: 'nuget', class: 'library', name: key.slice(0, slash), version: key.slice(slash + 1), path, location });
+    const name = key.slice(0, slash).replace(/^runtimepack\./, '');
+    out.push({ ecosystem: 'nuget', class: 'library', name, version: key.slice(slash + 1), path, location });
   }
   return out;
 }
