@@ -40,25 +40,30 @@ export function matchOsv(packages: readonly InstalledPackage[], os: OsInfo | und
     // Distribution advisories are filed by source package; libraries by their own name.
     const names = new Set([pkg.sourceName ?? pkg.name, pkg.name]);
     const version = pkg.class === 'os' && pkg.sourceVersion && pkg.sourceName !== pkg.name ? pkg.sourceVersion : pkg.version;
-    const seen = new Set<string>();
+    // One record may list a package once per release line (urllib3's 1.x and 2.x): judge them together.
+    const byRecord = new Map<string, OsvAffected[]>();
     for (const name of names) {
       for (const affected of db.lookup(ecosystem, name)) {
-        if (seen.has(affected.id)) continue;
-        const result = evaluate(pkg.ecosystem, version, affected);
-        if (!result) continue;
-        seen.add(affected.id);
-        findings.push({
-          package: pkg, id: affected.id, aliases: affected.aliases, fixedVersions: result.fixed,
-          severity: normaliseSeverity(affected.severity), source: 'osv', ...(affected.summary ? { summary: affected.summary } : {}),
-        });
+        const list = byRecord.get(affected.id);
+        if (list) { if (!list.includes(affected)) list.push(affected); } else byRecord.set(affected.id, [affected]);
       }
+    }
+    for (const [id, entries] of byRecord) {
+      const results = entries.map((a) => evaluate(pkg.ecosystem, version, a));
+      if (!results.some((r) => r.hit)) continue;
+      const fixed = [...new Set(results.flatMap((r) => r.fixed))].sort((a, b) => safe(() => compareVersions(pkg.ecosystem, a, b), 0));
+      const first = entries[0]!;
+      findings.push({
+        package: pkg, id, aliases: first.aliases, fixedVersions: fixed,
+        severity: normaliseSeverity(first.severity), source: 'osv', ...(first.summary ? { summary: first.summary } : {}),
+      });
     }
   }
   return findings;
 }
 
 /** OSV's evaluation: listed versions, then each ECOSYSTEM/SEMVER range's events in version order. */
-export function evaluate(ecosystem: Ecosystem, version: string, affected: Pick<OsvAffected, 'ranges' | 'versions'>): { fixed: string[] } | undefined {
+export function evaluate(ecosystem: Ecosystem, version: string, affected: Pick<OsvAffected, 'ranges' | 'versions'>): { hit: boolean; fixed: string[] } {
   const compare = (a: string, b: string) => compareVersions(ecosystem, a, b);
   const fixedAbove = (events: readonly OsvEvent[]) => events.map((e) => e.fixed).filter((f): f is string => f !== undefined && safe(() => compare(f, version) > 0, false));
   let hit = affected.versions.some((v) => v === version || safe(() => compare(v, version) === 0, false));
@@ -70,9 +75,7 @@ export function evaluate(ecosystem: Ecosystem, version: string, affected: Pick<O
     // Every release line's fix above us is an option (1.26.17 and 2.0.6), as Trivy lists them; the planner picks.
     fixes.push(...fixedAbove(events));
   }
-  if (!hit) return undefined;
-  const unique = [...new Set(fixes)].sort((a, b) => safe(() => compare(a, b), 0));
-  return { fixed: unique };
+  return { hit, fixed: [...new Set(fixes)] };
 }
 
 function inRange(version: string, events: readonly OsvEvent[], compare: (a: string, b: string) => number): boolean {

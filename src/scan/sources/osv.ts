@@ -22,6 +22,7 @@ export const OsvRecordSchema = z.looseObject({
   modified: z.string().optional(),
   withdrawn: z.string().optional(),
   aliases: z.array(z.string()).optional(),
+  upstream: z.array(z.string()).optional(),
   summary: z.string().optional(),
   details: z.string().optional(),
   affected: z.array(AffectedSchema).optional(),
@@ -96,7 +97,8 @@ export class OsvDatabase {
       const urgency = affected.ecosystem_specific?.['urgency'] ?? affected.database_specific?.['severity'];
       const entry: OsvAffected = {
         id: record.id,
-        aliases: record.aliases ?? [],
+        // Debian's and Ubuntu's records name the CVE they track in `upstream`.
+        aliases: [...new Set([...(record.aliases ?? []), ...(record.upstream ?? [])])],
         ...(record.summary ? { summary: record.summary } : {}),
         ...(severity ?? (typeof urgency === 'string' ? urgency : undefined) ? { severity: severity ?? (urgency as string) } : {}),
         ecosystem, name,
