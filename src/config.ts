@@ -15,12 +15,24 @@ const RegistrySchema = z.object({
   dockerConfig: z.string().optional(),
   /** Registry identities that are patchd itself (e.g. Harbor robot account): their pushes are never patched. */
   ownActors: z.array(z.string()).default([]),
+  /**
+   * Where findings come from. `builtin`: patchd scans every push itself.
+   * `harbor`: pushes wait for Harbor's SCANNING_COMPLETED, and Harbor's own
+   * report (read from its API with these credentials) drives the plan.
+   */
+  scanner: z.enum(['builtin', 'harbor']).default('builtin'),
+  /** Harbor's API base when it is not served at `url` (same host in a standard install). */
+  harborUrl: z.url().optional(),
   policy: z.object({
     include: z.array(z.string()).default(['**']),
     exclude: z.array(z.string()).default([]),
     tagSuffix: z.string().regex(/^[A-Za-z0-9._-]+$/).default('-patched'),
     ignoreErrors: z.boolean().default(false),
-  }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false }),
+    /** Copa's --pkg-types: which packages a patch may touch. */
+    pkgTypes: z.array(z.enum(['os', 'library'])).min(1).default(['os']),
+    /** Copa's --library-patch-level: the biggest version bump a library may take. */
+    libraryPatchLevel: z.enum(['patch', 'minor', 'major']).default('patch'),
+  }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch' }),
 }).strict();
 
 export const ConfigSchema = z.object({
@@ -33,6 +45,12 @@ export const ConfigSchema = z.object({
     retryBaseMs: z.number().int().min(1).default(2000),
   }).strict().default({ concurrency: 2, maxAttempts: 5, retryBaseMs: 2000 }),
   webhooks: z.object({ bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024) }).strict().default({ bodyLimitBytes: 1024 * 1024 }),
+  /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded once at start. */
+  advisories: z.object({ osv: z.array(z.string()).default([]) }).strict().default({ osv: [] }),
+  /** Where library fixes are checked to exist (mirrors welcome). */
+  libraryIndex: z.object({
+    pypi: z.url().optional(), npm: z.url().optional(), goProxy: z.url().optional(), nuget: z.url().optional(),
+  }).strict().default({}),
   registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'registry names are lower-case words'), RegistrySchema),
 }).strict();
 

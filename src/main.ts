@@ -245,8 +245,18 @@ async function serveCommand(argv: readonly string[]): Promise<number> {
   const recovered = queue.recoverInterrupted();
   const metrics = new Metrics();
   const dispatcher = new Agent({ connections: 16 });
+  let osv;
+  try {
+    osv = await loadAdvisories(config.advisories.osv.map((p) => resolve(p)));
+  } catch (error) {
+    queue.close();
+    await dispatcher.close();
+    return reportError(error, logger);
+  }
+  if (osv) logger.info({ records: osv.recordCount, paths: config.advisories.osv }, 'advisories loaded');
+  const libraryUrls = Object.fromEntries(Object.entries(config.libraryIndex).filter(([, v]) => v !== undefined)) as Record<string, string>;
   const worker = startWorker({
-    config, queue, logger, metrics, dispatcher,
+    config, queue, logger, metrics, dispatcher, libraryIndex: httpLibraryIndex({ dispatcher, urls: libraryUrls }), ...(osv ? { osv } : {}),
     cacheDir: config.cacheDir ? resolve(config.cacheDir) : join(dataDir, 'cache'),
     tmpDir: process.env.TMPDIR ?? tmpdir(),
   });

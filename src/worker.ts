@@ -6,6 +6,10 @@ import type { Logger } from './log.js';
 import { createRegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
 import { patchImage } from './pipeline.js';
+import type { LibraryIndex } from './plan/library-index.js';
+import type { AdvisorySources } from './scan/scan.js';
+import { fetchHarborReport } from './scan/sources/harbor.js';
+import type { OsvDatabase } from './scan/sources/osv.js';
 import type { Job, JobQueue } from './queue/types.js';
 
 export interface WorkerDependencies {
@@ -16,10 +20,13 @@ export interface WorkerDependencies {
   readonly dispatcher: Dispatcher;
   readonly cacheDir: string;
   readonly tmpDir: string;
+  /** OSV advisories loaded at start (config `advisories.osv`). */
+  readonly osv?: OsvDatabase;
+  readonly libraryIndex: LibraryIndex;
 }
 
 /** Failures worth another attempt: registries and mirrors being busy or unreachable. */
-const transientCodes = new Set(['NETWORK', 'TOOMANYREQUESTS', 'UNEXPECTED_STATUS', 'FETCH_FAILED', 'INDEX_MISSING']);
+const transientCodes = new Set(['NETWORK', 'TOOMANYREQUESTS', 'UNEXPECTED_STATUS', 'FETCH_FAILED', 'INDEX_MISSING', 'REPORT_UNAVAILABLE']);
 
 /**
  * Runs queued patch jobs, `concurrency` at a time: resolves tag-only pushes
@@ -67,9 +74,21 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
         digest = head.digest;
         if (!queue.attachDigest(job.id, digest)) { queue.succeed(job.id, 'skipped', { reason: `duplicate: ${digest} is already handled by another job` }); return; }
       }
+      let report: AdvisorySources['report'];
+      if (registry.scanner === 'harbor') {
+        // Harbor scanned this artifact: its report, not ours, says what is vulnerable.
+        const credentials = await keychain.resolve(endpoint.host);
+        const basic = credentials && 'username' in credentials && credentials.username ? { username: credentials.username, password: credentials.password ?? '' } : undefined;
+        report = { kind: 'harbor', json: await fetchHarborReport({ baseUrl: registry.harborUrl ?? registry.url, repository: job.repository, digest, dispatcher: deps.dispatcher, ...(basic ? { credentials: basic } : {}) }) };
+      }
       const outcome = await patchImage(
-        { client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir },
-        { image: { registry: endpoint.host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false },
+        { client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir, libraryIndex: deps.libraryIndex },
+        {
+          image: { registry: endpoint.host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false,
+          advisories: { ...(report ? { report } : {}), ...(deps.osv && !report ? { osv: deps.osv } : {}) },
+          pkgTypes: { os: registry.policy.pkgTypes.includes('os'), library: registry.policy.pkgTypes.includes('library') },
+          libraryPatchLevel: registry.policy.libraryPatchLevel,
+        },
       );
       const summary = {
         status: outcome.status, target: outcome.target, digest: outcome.digest, sourceDigest: outcome.sourceDigest,

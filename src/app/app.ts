@@ -82,6 +82,7 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
       const own = isOwnOutput(event, { tagSuffix: target.registry.policy.tagSuffix, ownActors: target.registry.ownActors });
       if (own) { ignored.push(`${image}: ${own}`); continue; }
       if (!repositoryAllowed(target.registry.policy, event.repository)) { ignored.push(`${image}: repository excluded by policy`); continue; }
+      if (target.registry.scanner === 'harbor' && event.trigger === 'push') { ignored.push(`${image}: waiting for Harbor's scan (scanner: harbor)`); continue; }
       const { id, created } = await enqueue({
         registry: target.name, repository: event.repository, source: event.source, trigger: event.trigger,
         ...(event.digest ? { digest: event.digest } : {}), ...(event.tag ? { tag: event.tag } : {}),
