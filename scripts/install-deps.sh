@@ -5,13 +5,15 @@
 #           tools for the tests), debootstrap (the bookworm fixture),
 #           apache2-utils (htpasswd for auth tests), xz-utils, ca-certificates, openssl,
 #           rpm + db5.3-util (rpm databases for the scanner's tests), git,
-#           python3 + pip, golang-go (when no Go toolchain is on PATH)
+#           python3 + pip, golang-go (when no Go toolchain is on PATH),
+#           runc and buildkitd (built from the Go module proxy by
+#           scripts/build-buildkitd.sh) for the BuildKit executor's tests
 #   node:   npm ci (its `prepare` script compiles src/ to dist/), and dist/
 #           rebuilt when src/ is newer, so `npx patchd` runs the current source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git)
+apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git runc)
 
 missing=()
 missing_lang=()
@@ -38,6 +40,9 @@ if [ "${#missing_lang[@]}" -gt 0 ]; then
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing_lang[@]}" </dev/null
 fi
+
+# The BuildKit executor's tests run a real buildkitd (root, runc, overlayfs).
+echo "install-deps: buildkitd: $(bash scripts/build-buildkitd.sh)"
 
 command -v node >/dev/null || { echo "install-deps: node (>= 20.18.1) is required" >&2; exit 1; }
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' \

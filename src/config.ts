@@ -32,7 +32,9 @@ const RegistrySchema = z.object({
     pkgTypes: z.array(z.enum(['os', 'library'])).min(1).default(['os']),
     /** Copa's --library-patch-level: the biggest version bump a library may take. */
     libraryPatchLevel: z.enum(['patch', 'minor', 'major']).default('patch'),
-  }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch' }),
+    /** auto: in-process, BuildKit for packages whose maintainer scripts must run; or one executor for all. */
+    executor: z.enum(['auto', 'inprocess', 'buildkit']).default('auto'),
+  }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto' }),
 }).strict();
 
 export const ConfigSchema = z.object({
@@ -45,6 +47,11 @@ export const ConfigSchema = z.object({
     retryBaseMs: z.number().int().min(1).default(2000),
   }).strict().default({ concurrency: 2, maxAttempts: 5, retryBaseMs: 2000 }),
   webhooks: z.object({ bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024) }).strict().default({ bodyLimitBytes: 1024 * 1024 }),
+  /** The BuildKit sidecar for installs that need a package manager or scripts. */
+  buildkit: z.object({
+    address: z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port'),
+    tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional(), serverName: z.string().optional() }).strict().optional(),
+  }).strict().optional(),
   /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded once at start. */
   advisories: z.object({ osv: z.array(z.string()).default([]) }).strict().default({ osv: [] }),
   /** Where library fixes are checked to exist (mirrors welcome). */

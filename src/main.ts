@@ -19,6 +19,8 @@ import { patchImage, type PatchOutcome, type ProgressEvent } from './pipeline.js
 import { httpLibraryIndex } from './plan/library-index.js';
 import { loadAdvisories, parsePatchLevel, parsePkgTypes, readReport } from './cli/report.js';
 import { scanCommand, scanUsage, UsageError } from './cli/scan.js';
+import { BuildkitClient } from './build/buildkit/client.js';
+import { checkDaemon } from './build/buildkit/doctor.js';
 
 const usage = `patchd — patch container images without rebuilding them
 
@@ -26,6 +28,7 @@ Usage:
   patchd patch -i REF [-r REPORT] [-t TAG] [--pkg-types os,library] [--library-patch-level L] [--dry-run] ...
   patchd scan -i REF [--format table|json|sarif] [--advisories PATH] [-r REPORT]
   patchd serve --config FILE
+  patchd doctor [--buildkit-addr ADDR | --config FILE]
 
 Registry credentials: $PATCHD_REGISTRY_USERNAME / $PATCHD_REGISTRY_PASSWORD for the
 image's registry, else the docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
@@ -46,6 +49,10 @@ Options for patch:
       --ignore-errors    skip packages that cannot be patched in-process instead of failing
       --plain-http       speak HTTP, not HTTPS, to the registry (always so for loopback)
       --dry-run          print the plan, push nothing
+      --buildkit-addr A  BuildKit daemon: unix:///path or tcp://host:port [default:
+                         $PATCHD_BUILDKIT_ADDR or $BUILDKIT_HOST]
+      --executor E       auto (in-process; BuildKit for packages whose maintainer
+                         scripts must run), inprocess, or buildkit [default: auto]
       --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
       --log-level LEVEL  pino level [default: info]
   -h, --help             this text
@@ -61,6 +68,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (command === 'serve') return serveCommand(rest);
   if (command === 'scan') return runScan(rest);
+  if (command === 'doctor') return doctorCommand(rest);
   if (command !== 'patch') {
     process.stderr.write(`patchd: unknown command "${command}"\n\n${usage}`);
     return 2;
@@ -76,6 +84,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         advisories: { type: 'string', multiple: true },
         'pkg-types': { type: 'string', default: 'os' },
         'library-patch-level': { type: 'string' },
+        'buildkit-addr': { type: 'string' },
+        executor: { type: 'string', default: 'auto' },
         tag: { type: 'string', short: 't' },
         'tag-suffix': { type: 'string', default: '-patched' },
         'ignore-errors': { type: 'boolean', default: false },
@@ -99,6 +109,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     pkgTypes = parsePkgTypes(values['pkg-types']);
     libraryPatchLevel = parsePatchLevel(values['library-patch-level'] ?? 'patch');
     if (values['library-patch-level'] && !pkgTypes.library) throw new PatchdError('USAGE', '--library-patch-level needs --pkg-types library or os,library');
+    if (!['auto', 'inprocess', 'buildkit'].includes(values.executor)) throw new PatchdError('USAGE', `--executor takes auto, inprocess or buildkit (got ${JSON.stringify(values.executor)})`);
   } catch (error) {
     process.stderr.write(`patchd: ${(error as Error).message}\n`);
     return 2;
@@ -112,22 +123,30 @@ export async function main(argv: readonly string[]): Promise<number> {
   const cacheDir = values['cache-dir'] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'patchd');
   const dockerConfig = join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
   const progress = tty ? new ProgressDisplay() : undefined;
+  const buildkitAddr = values['buildkit-addr'] ?? process.env.PATCHD_BUILDKIT_ADDR ?? process.env.BUILDKIT_HOST;
+  let buildkitClient: BuildkitClient | undefined;
   try {
     const image = parseReference(values.image);
+    if (buildkitAddr && values.executor !== 'inprocess') {
+      const report = await checkDaemon({ address: buildkitAddr });
+      logger.info({ buildkit: report }, 'buildkit ready');
+      buildkitClient = new BuildkitClient({ address: buildkitAddr });
+    }
     const report = values.report ? await readReport(values.report, dispatcher) : undefined;
     const osv = report ? undefined : await loadAdvisories(values.advisories ?? (process.env.PATCHD_ADVISORIES ?? '').split(':').filter(Boolean));
     const plainHttp = values['plain-http'];
     // Explicit credentials (for the image's registry) come from the environment, never from argv.
     const username = process.env.PATCHD_REGISTRY_USERNAME;
     const explicit = username ? staticKeychain({ [image.registry]: { username, password: process.env.PATCHD_REGISTRY_PASSWORD ?? '' } }) : undefined;
-    const client = createRegistryClient({
-      logger, dispatcher, keychain: explicit ? multiKeychain(explicit, dockerConfigKeychain(dockerConfig)) : dockerConfigKeychain(dockerConfig),
-      ...(plainHttp ? { plainHttp: true } : {}),
-    });
+    const keychain = explicit ? multiKeychain(explicit, dockerConfigKeychain(dockerConfig)) : dockerConfigKeychain(dockerConfig);
+    const client = createRegistryClient({ logger, dispatcher, keychain, ...(plainHttp ? { plainHttp: true } : {}) });
     const outcome = await patchImage(
-      { client, dispatcher, logger, cacheDir, tmpDir: process.env.TMPDIR ?? tmpdir(), libraryIndex: httpLibraryIndex({ dispatcher }) },
       {
-        image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'],
+        client, dispatcher, logger, cacheDir, tmpDir: process.env.TMPDIR ?? tmpdir(), libraryIndex: httpLibraryIndex({ dispatcher }),
+        ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain } } : {}),
+      },
+      {
+        image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'], executor: values.executor as 'auto' | 'inprocess' | 'buildkit',
         advisories: { ...(report ? { report } : {}), ...(osv ? { osv } : {}) }, pkgTypes, libraryPatchLevel,
         ...(values.tag ? { target: values.tag } : {}),
         ...(progress ? { onProgress: (e: ProgressEvent) => progress.update(e) } : { onProgress: (e: ProgressEvent) => logger.info(e, 'progress') }),
@@ -141,6 +160,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     progress?.done();
     return reportError(error, logger);
   } finally {
+    buildkitClient?.close();
     await dispatcher.close();
   }
 }
@@ -215,6 +235,39 @@ async function runScan(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** `patchd doctor`: is the BuildKit daemon there, usable by us, new enough? Prints what it found; exit 1 when not. */
+async function doctorCommand(argv: readonly string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: { 'buildkit-addr': { type: 'string' }, config: { type: 'string', short: 'c' } }, strict: true }));
+  } catch (error) {
+    process.stderr.write(`patchd: ${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  let address = values['buildkit-addr'] ?? process.env.PATCHD_BUILDKIT_ADDR ?? process.env.BUILDKIT_HOST;
+  let tls;
+  if (!address && values.config) {
+    try {
+      const config = loadConfig(process.env, await readFile(values.config, 'utf8'), values.config);
+      address = config.buildkit?.address;
+      tls = config.buildkit?.tls;
+    } catch (error) {
+      process.stderr.write(`patchd doctor: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (!address) { process.stderr.write('patchd doctor: no BuildKit address (--buildkit-addr, $PATCHD_BUILDKIT_ADDR, or buildkit.address in --config)\n'); return 2; }
+  try {
+    const report = await checkDaemon({ address, ...(tls ? { tls } : {}) });
+    process.stdout.write(`buildkit ${report.address}: ${report.version}, diff/merge ok\n`);
+    for (const w of report.workers) process.stdout.write(`  worker ${w.id}: ${w.executor ?? '?'} executor, ${w.snapshotter ?? '?'} snapshotter, ${w.platforms.join(' ')}\n`);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`patchd doctor: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
 async function packageVersion(): Promise<string> {
   try {
     return (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -254,9 +307,21 @@ async function serveCommand(argv: readonly string[]): Promise<number> {
     return reportError(error, logger);
   }
   if (osv) logger.info({ records: osv.recordCount, paths: config.advisories.osv }, 'advisories loaded');
+  let buildkit: BuildkitClient | undefined;
+  if (config.buildkit) {
+    const address = { address: config.buildkit.address, ...(config.buildkit.tls ? { tls: config.buildkit.tls } : {}) };
+    try {
+      logger.info({ buildkit: await checkDaemon(address) }, 'buildkit ready');
+    } catch (error) {
+      queue.close();
+      await dispatcher.close();
+      return reportError(error, logger);
+    }
+    buildkit = new BuildkitClient(address);
+  }
   const libraryUrls = Object.fromEntries(Object.entries(config.libraryIndex).filter(([, v]) => v !== undefined)) as Record<string, string>;
   const worker = startWorker({
-    config, queue, logger, metrics, dispatcher, libraryIndex: httpLibraryIndex({ dispatcher, urls: libraryUrls }), ...(osv ? { osv } : {}),
+    config, queue, logger, metrics, dispatcher, libraryIndex: httpLibraryIndex({ dispatcher, urls: libraryUrls }), ...(osv ? { osv } : {}), ...(buildkit ? { buildkit } : {}),
     cacheDir: config.cacheDir ? resolve(config.cacheDir) : join(dataDir, 'cache'),
     tmpDir: process.env.TMPDIR ?? tmpdir(),
   });
@@ -270,7 +335,7 @@ async function serveCommand(argv: readonly string[]): Promise<number> {
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down: no new webhooks, finishing running jobs');
       server.close();
-      void worker.stop().then(() => { queue.close(); return dispatcher.close(); }).finally(done);
+      void worker.stop().then(() => { queue.close(); buildkit?.close(); return dispatcher.close(); }).finally(done);
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));

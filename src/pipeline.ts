@@ -21,7 +21,11 @@ import type { LibraryIndex } from './plan/library-index.js';
 import type { LibraryPatchLevel } from './plan/library-level.js';
 import { planLibraryUpgrades } from './plan/library-upgrades.js';
 import { debUpgradeRequest } from './plan/os-request.js';
-import type { PatchPlan, PlannedLibrary, SkippedPackage } from './plan/types.js';
+import type { PatchPlan, PlannedLibrary, PlannedPackage, SkippedPackage } from './plan/types.js';
+import type { BuildkitClient } from './build/buildkit/client.js';
+import { buildPatchLayer } from './build/buildkit/executor.js';
+import { aptInstall } from './build/buildkit/strategies/apt.js';
+import type { Keychain } from './oci/keychain.js';
 import { Annotation } from './publish/annotations.js';
 import { pushImage } from './publish/push.js';
 import { patchedTarget } from './publish/tags.js';
@@ -42,6 +46,8 @@ export interface PatchDependencies {
   readonly now?: () => Date;
   /** Where library fixes are checked to exist (PyPI, npm, Go proxy, NuGet); required for library patching. */
   readonly libraryIndex?: LibraryIndex;
+  /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
+  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain };
 }
 
 /** Copa's --pkg-types: which kinds of package a patch may touch. */
@@ -61,6 +67,8 @@ export interface PatchOptions {
   readonly pkgTypes?: PkgTypes;
   /** Default: patch. */
   readonly libraryPatchLevel?: LibraryPatchLevel;
+  /** auto (default): in-process, BuildKit for what needs maintainer scripts run; or one executor for everything. */
+  readonly executor?: 'auto' | 'inprocess' | 'buildkit';
   /** `-t`: a tag or a full reference for the result. */
   readonly target?: string;
   readonly tagSuffix: string;
@@ -81,6 +89,7 @@ export interface PlatformOutcome {
   readonly skipped?: string;
   readonly failed: readonly { readonly name: string; readonly error: string }[];
   readonly layer?: { readonly digest: string; readonly size: number; readonly diffId: string };
+  readonly executor?: 'inprocess' | 'buildkit';
   readonly manifestDigest?: string;
 }
 
@@ -218,40 +227,89 @@ async function patchPlatform(
   }
 
   options.onProgress?.({ stage: 'build', detail: platform });
-  const builder = createLayerBuilder({ tmpDir: workDir, mediaType: gzipLayerMediaTypeFor(manifest.mediaType) });
-  try {
-    const result = await executeDebPlan({
-      base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors: options.ignoreErrors, logger, debCacheDir: deps.cacheDir,
-      onProgress: (e) => options.onProgress?.({ stage: 'package', ...e }),
-    });
-    const failed = [...result.failed.map((f) => ({ name: f.pkg.name, error: f.error.message })), ...failedLibraries];
-    if (result.applied.length === 0) {
-      return { outcome: { platform, ...scanned, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: result.bytesDownloaded };
+  const executor = options.executor ?? 'auto';
+  if (executor === 'buildkit' && !deps.buildkit) throw new PipelineError('BUILDKIT_NOT_CONFIGURED', '--executor buildkit needs a BuildKit daemon (--buildkit-addr, or buildkit.address in the config)');
+  const viaBuildkit = async (): Promise<Built> => {
+    if (db.layout !== 'status') throw new PipelineError('EXECUTOR_UNSUPPORTED', 'distroless (status.d) images are not patched through BuildKit yet');
+    const arch = (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture;
+    const layer = await buildPatchLayer(
+      {
+        client: deps.buildkit!.client, ...(deps.buildkit!.keychain ? { keychain: deps.buildkit!.keychain } : {}),
+        baseRef: `${ref.registry}/${ref.repository}@${manifest.digest}`,
+        platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },
+        workDir, logger, onLog: (line) => logger.debug({ line }, 'buildkit'),
+      },
+      (base) => aptInstall(base, plan.packages.map((p) => ({ name: p.name, version: p.to, architecture: p.architecture })), arch),
+      gzipLayerMediaTypeFor(manifest.mediaType),
+    );
+    return { layer, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'buildkit' };
+  };
+  const viaInProcess = async (ignoreErrors: boolean): Promise<Built | undefined> => {
+    const builder = createLayerBuilder({ tmpDir: workDir, mediaType: gzipLayerMediaTypeFor(manifest.mediaType) });
+    try {
+      const result = await executeDebPlan({
+        base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors, logger, debCacheDir: deps.cacheDir,
+        onProgress: (e) => options.onProgress?.({ stage: 'package', ...e }),
+      });
+      if (result.applied.length === 0 || (result.failed.length > 0 && deps.buildkit && executor === 'auto')) {
+        await builder.dispose();
+        return result.applied.length === 0 && !(deps.buildkit && executor === 'auto')
+          ? { applied: [], failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess' }
+          : undefined;
+      }
+      return { layer: await builder.write(), applied: result.applied, failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess' };
+    } catch (error) {
+      await builder.dispose();
+      if (error instanceof DebError && error.code === 'SCRIPTS_REQUIRED' && !deps.buildkit) {
+        throw new DebError('SCRIPTS_REQUIRED', `${error.message} (the BuildKit executor would run them; none is configured)`, { cause: error });
+      }
+      throw error;
     }
-    const layer = await builder.write();
-
-    options.onProgress?.({ stage: 'verify', detail: platform });
-    await verifyInstalled(layer, result.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
-
-    const now = (deps.now?.() ?? new Date()).toISOString();
-    const summary = result.applied.map((p) => `${p.name} ${p.from} -> ${p.to}`).join(', ');
-    let patched = appendLayer(image, layer, { created: now, created_by: `patchd: ${summary}`, comment: 'patchd patch layer' });
-    patched = withConfigCreated(patched, now);
-    patched = withAnnotations(patched, {
-      [Annotation.baseName]: formatReference({ registry: ref.registry, repository: ref.repository, ...(options.image.tag ? { tag: options.image.tag } : {}) }),
-      [Annotation.baseDigest]: manifest.digest,
-      [Annotation.created]: now,
-      [Annotation.patched]: 'true',
-    });
-    return {
-      outcome: { platform, ...scanned, plan, failed, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
-      image: patched,
-      bytesDownloaded: result.bytesDownloaded,
-    };
-  } catch (error) {
-    await builder.dispose();
-    throw error;
+  };
+  // auto: in-process; a package whose scripts patchd cannot stand in for sends the whole plan to BuildKit (one apt transaction, one layer).
+  let built: Built;
+  if (executor === 'buildkit') built = await viaBuildkit();
+  else {
+    const inProcess = await viaInProcess(options.ignoreErrors || (executor === 'auto' && deps.buildkit !== undefined));
+    if (inProcess) built = inProcess;
+    else {
+      logger.info({ platform }, 'some packages need their maintainer scripts run: building the patch layer with BuildKit');
+      built = await viaBuildkit();
+    }
   }
+  const noBuildkit = executor !== 'buildkit' && !deps.buildkit ? ' (the BuildKit executor would run them; none is configured)' : '';
+  const failed = [...built.failed.map((f) => ({ name: f.pkg.name, error: `${f.error.message}${f.error instanceof DebError && f.error.code === 'SCRIPTS_REQUIRED' ? noBuildkit : ''}` })), ...failedLibraries];
+  if (!built.layer) {
+    return { outcome: { platform, ...scanned, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: built.bytesDownloaded };
+  }
+  const layer = built.layer;
+
+  options.onProgress?.({ stage: 'verify', detail: platform });
+  await verifyInstalled(layer, built.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
+
+  const now = (deps.now?.() ?? new Date()).toISOString();
+  const summary = built.applied.map((p) => `${p.name} ${p.from} -> ${p.to}`).join(', ');
+  let patched = appendLayer(image, layer, { created: now, created_by: `patchd (${built.executor}): ${summary}`, comment: 'patchd patch layer' });
+  patched = withConfigCreated(patched, now);
+  patched = withAnnotations(patched, {
+    [Annotation.baseName]: formatReference({ registry: ref.registry, repository: ref.repository, ...(options.image.tag ? { tag: options.image.tag } : {}) }),
+    [Annotation.baseDigest]: manifest.digest,
+    [Annotation.created]: now,
+    [Annotation.patched]: 'true',
+  });
+  return {
+    outcome: { platform, ...scanned, plan, failed, executor: built.executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
+    image: patched,
+    bytesDownloaded: built.bytesDownloaded,
+  };
+}
+
+interface Built {
+  readonly layer?: Layer & { readonly diffId: string };
+  readonly applied: readonly PlannedPackage[];
+  readonly failed: readonly { readonly pkg: PlannedPackage; readonly error: Error }[];
+  readonly bytesDownloaded: number;
+  readonly executor: 'inprocess' | 'buildkit';
 }
 
 /** Re-reads the written layer (not our in-memory state) and checks every planned version landed. */

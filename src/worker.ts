@@ -7,6 +7,7 @@ import { createRegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
 import { patchImage } from './pipeline.js';
 import type { LibraryIndex } from './plan/library-index.js';
+import type { BuildkitClient } from './build/buildkit/client.js';
 import type { AdvisorySources } from './scan/scan.js';
 import { fetchHarborReport } from './scan/sources/harbor.js';
 import type { OsvDatabase } from './scan/sources/osv.js';
@@ -23,6 +24,7 @@ export interface WorkerDependencies {
   /** OSV advisories loaded at start (config `advisories.osv`). */
   readonly osv?: OsvDatabase;
   readonly libraryIndex: LibraryIndex;
+  readonly buildkit?: BuildkitClient;
 }
 
 /** Failures worth another attempt: registries and mirrors being busy or unreachable. */
@@ -82,12 +84,15 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
         report = { kind: 'harbor', json: await fetchHarborReport({ baseUrl: registry.harborUrl ?? registry.url, repository: job.repository, digest, dispatcher: deps.dispatcher, ...(basic ? { credentials: basic } : {}) }) };
       }
       const outcome = await patchImage(
-        { client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir, libraryIndex: deps.libraryIndex },
+        {
+          client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir, libraryIndex: deps.libraryIndex,
+          ...(deps.buildkit ? { buildkit: { client: deps.buildkit, keychain } } : {}),
+        },
         {
           image: { registry: endpoint.host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false,
           advisories: { ...(report ? { report } : {}), ...(deps.osv && !report ? { osv: deps.osv } : {}) },
           pkgTypes: { os: registry.policy.pkgTypes.includes('os'), library: registry.policy.pkgTypes.includes('library') },
-          libraryPatchLevel: registry.policy.libraryPatchLevel,
+          libraryPatchLevel: registry.policy.libraryPatchLevel, executor: registry.policy.executor,
         },
       );
       const summary = {

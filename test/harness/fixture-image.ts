@@ -44,6 +44,8 @@ export function bookwormRootfsTar(): Promise<string> {
 
 export interface PushRootfsImageArgs {
   readonly tarPath: string;
+  /** For a registry behind htpasswd. */
+  readonly creds?: { readonly username: string; readonly password: string };
   /** More layer tars stacked on top of `tarPath`, in order. */
   readonly extraLayers?: readonly string[];
   /** host:port of a plain-HTTP registry. */
@@ -154,9 +156,10 @@ export async function pushRootfsImage(args: PushRootfsImageArgs): Promise<Pushed
     // OCI: push our manifest byte for byte. Docker: skopeo rewrites only the
     // manifest's media types (v2s2); gzip layers and the config blob are copied as they are.
     const format = mediaTypes === 'oci' ? ['--preserve-digests'] : ['--format', 'v2s2'];
-    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...format, '--digestfile', digestFile, `oci:${layout}:${args.tag}`, target]);
+    const creds = args.creds ? `${args.creds.username}:${args.creds.password}` : undefined;
+    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...(creds ? ['--dest-creds', creds] : []), ...format, '--digestfile', digestFile, `oci:${layout}:${args.tag}`, target]);
 
-    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', target]);
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', ...(creds ? ['--creds', creds] : []), target]);
     const pushed = JSON.parse(raw.stdout) as { mediaType?: string; layers?: { digest?: string; mediaType?: string }[] };
     const digest = sha256(raw.stdout);
     const reported = (await readFile(digestFile, 'utf8')).trim();

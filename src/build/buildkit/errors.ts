@@ -1,0 +1,3 @@
+import { PatchdError } from '../../errors.js';
+
+export class BuildkitError extends PatchdError {}

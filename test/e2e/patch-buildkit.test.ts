@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startBuildkitd, type RunningBuildkitd } from '../harness/buildkitd.js';
+import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
+import { aptUpgradedRoot } from '../harness/oracle.js';
+import { startRegistry, type RunningRegistry } from '../harness/registry.js';
+import { run, run as run0 } from '../harness/tools.js';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { BuildkitClient } from '../../src/build/buildkit/client.js';
+import { buildPatchLayer } from '../../src/build/buildkit/executor.js';
+import { createLogger } from '../../src/log.js';
+import { staticKeychain, type Keychain } from '../../src/oci/keychain.js';
+import { compareTrees, volatilePaths } from '../harness/tree-compare.js';
+
+// The BuildKit executor end to end: a real buildkitd (runc, overlayfs) driven
+// over gRPC by `patchd patch --executor buildkit`, against the same apt
+// oracle as the in-process spine — and behind a registry that wants a
+// password, which buildkitd gets from patchd through the session.
+
+const repoRoot = new URL('../..', import.meta.url).pathname;
+let registry: RunningRegistry;
+let buildkitd: RunningBuildkitd;
+let work: string;
+let pushed: { digest: string; layerDigest: string };
+const credentials = { username: 'patchd', password: 'b00ts' };
+
+before(async () => {
+  [registry, buildkitd] = await Promise.all([startRegistry({ htpasswd: credentials }), startBuildkitd()]);
+  work = await mkdtemp(join(tmpdir(), 'patchd-buildkit-e2e-'));
+  pushed = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'fixtures/bookworm', tag: 'main', creds: credentials });
+});
+
+after(async () => {
+  await Promise.all([registry?.stop(), buildkitd?.stop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const env = () => ({ ...process.env, PATCHD_REGISTRY_USERNAME: credentials.username, PATCHD_REGISTRY_PASSWORD: credentials.password, DOCKER_CONFIG: join(work, 'no-docker') });
+
+test('patchd doctor reports the daemon, its worker and diff/merge support', async () => {
+  const { stdout } = await run('npx', ['--no-install', 'patchd', 'doctor', '--buildkit-addr', buildkitd.address], { cwd: repoRoot });
+  assert.match(stdout, /^buildkit unix:\/\/.*: v0\.32\.2, diff\/merge ok$/m);
+  assert.match(stdout, /worker \S+: oci executor, overlayfs snapshotter, linux\/amd64/);
+  const missing = await run('npx', ['--no-install', 'patchd', 'doctor', '--buildkit-addr', 'unix:///nonexistent/buildkitd.sock'], { cwd: repoRoot, allowFailure: true });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no BuildKit socket at \/nonexistent\/buildkitd\.sock/);
+});
+
+test('--executor buildkit equals apt-get upgrade file for file; the base is pulled with patchd\'s credentials', { timeout: 30 * 60_000 }, async () => {
+  const image = `${registry.host}/fixtures/bookworm:main`;
+  const patch = await run('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--executor', 'buildkit', '--buildkit-addr', buildkitd.address, '--cache-dir', join(work, 'cache')], { cwd: repoRoot, env: env() });
+  assert.match(patch.stdout, /^ca-certificates 20230311\+deb12u1 -> \S+/m, 'ca-certificates is upgraded, through its postinst');
+  assert.match(patch.stdout, /patched .* -> .*:main-patched \(sha256:[0-9a-f]{64}\)/);
+
+  const auth = ['--src-creds', `${credentials.username}:${credentials.password}`];
+  const manifest = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', `${credentials.username}:${credentials.password}`, `docker://${image}-patched`])).stdout) as { layers: { digest: string }[] };
+  assert.equal(manifest.layers.length, 2, 'exactly one layer added');
+  assert.equal(manifest.layers[0]!.digest, pushed.layerDigest, 'original layer unchanged');
+  const config = JSON.parse((await run('skopeo', ['inspect', '--config', '--tls-verify=false', '--creds', `${credentials.username}:${credentials.password}`, `docker://${image}-patched`])).stdout) as { history: { created_by?: string }[] };
+  assert.match(config.history.at(-1)!.created_by ?? '', /^patchd \(buildkit\): /);
+
+  const layout = join(work, 'layout');
+  await run('skopeo', ['copy', '--src-tls-verify=false', ...auth, `docker://${image}-patched`, `oci:${layout}:patched`]);
+  const bundle = join(work, 'bundle');
+  await run('umoci', ['unpack', '--image', `${layout}:patched`, bundle]);
+  const oracle = await aptUpgradedRoot();
+  const differences = await compareTrees(join(bundle, 'rootfs'), oracle.upgradedRoot, { ignore: volatilePaths });
+  assert.deepEqual(differences, [], `BuildKit's result differs from apt-get upgrade:\n${differences.slice(0, 40).map((d) => JSON.stringify(d)).join('\n')}`);
+  for (const command of [['openssl', 'version'], ['sh', '-c', 'sha256sum /etc/ssl/certs/ca-certificates.crt']]) {
+    const ours = await run('chroot', [join(bundle, 'rootfs'), ...command]);
+    const apts = await run('chroot', [oracle.upgradedRoot, ...command]);
+    assert.equal(ours.stdout, apts.stdout);
+  }
+});
+
+test('without credentials in the session, buildkitd cannot pull the private base, and the failure says so', { timeout: 10 * 60_000 }, async () => {
+  // An image buildkitd has not pulled yet (an extra layer on the fixture), so its manifest must come from the registry.
+  const extra = join(work, 'extra.tar');
+  await run0('sh', ['-c', `mkdir -p '${work}/extra/etc' && echo private > '${work}/extra/etc/private' && tar -C '${work}/extra' -cf '${extra}' .`]);
+  const privateImage = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), extraLayers: [extra], registryHost: registry.host, repository: 'fixtures/private', tag: 'v1', creds: credentials });
+  const client = new BuildkitClient({ address: buildkitd.address });
+  try {
+    const run = (keychain?: Keychain) => buildPatchLayer(
+      { client, ...(keychain ? { keychain } : {}), baseRef: `${registry.host}/fixtures/private@${privateImage.digest}`, platform: { architecture: 'amd64', os: 'linux' }, workDir: work, logger: createLogger({ level: 'silent' }) },
+      (base) => ({ lower: base, upper: base.run({ args: ['/bin/sh', '-c', 'echo patched > /etc/patchd-probe'], name: 'probe' }) }),
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+    );
+    await assert.rejects(run(), (error: Error) => /BUILDKIT_SOLVE_FAILED|BuildKit build failed/.test(`${(error as { code?: string }).code} ${error.message}`) && /401|unauthorized|authoriz/i.test(error.message));
+    const layer = await run(staticKeychain({ [registry.host]: credentials }));
+    const files = (await run0('sh', ['-c', `tar -tzf '${await layerPath(layer)}'`])).stdout.split('\n').filter(Boolean);
+    assert.deepEqual(files.sort(), ['etc/', 'etc/patchd-probe']);
+  } finally {
+    client.close();
+  }
+});
+
+async function layerPath(layer: { open(): Promise<NodeJS.ReadableStream> }): Promise<string> {
+  const path = join(work, `layer-${Date.now()}.tgz`);
+  await pipeline(await layer.open(), createWriteStream(path));
+  return path;
+}
