@@ -261,7 +261,7 @@ async function patchPlatform(
     } catch (error) {
       await builder.dispose();
       if (error instanceof DebError && error.code === 'SCRIPTS_REQUIRED' && !deps.buildkit) {
-        throw new DebError('SCRIPTS_REQUIRED', `${error.message} (the BuildKit executor would run them; none is configured)`, { cause: error });
+        throw new DebError('SCRIPTS_REQUIRED', `${error.message} (no BuildKit daemon is configured: --buildkit-addr)`, { cause: error });
       }
       throw error;
     }
@@ -277,7 +277,7 @@ async function patchPlatform(
       built = await viaBuildkit();
     }
   }
-  const noBuildkit = executor !== 'buildkit' && !deps.buildkit ? ' (the BuildKit executor would run them; none is configured)' : '';
+  const noBuildkit = executor !== 'buildkit' && !deps.buildkit ? ' (no BuildKit daemon is configured: --buildkit-addr)' : '';
   const failed = [...built.failed.map((f) => ({ name: f.pkg.name, error: `${f.error.message}${f.error instanceof DebError && f.error.code === 'SCRIPTS_REQUIRED' ? noBuildkit : ''}` })), ...failedLibraries];
   if (!built.layer) {
     return { outcome: { platform, ...scanned, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: built.bytesDownloaded };

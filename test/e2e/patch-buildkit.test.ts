@@ -103,3 +103,26 @@ async function layerPath(layer: { open(): Promise<NodeJS.ReadableStream> }): Pro
   await pipeline(await layer.open(), createWriteStream(path));
   return path;
 }
+
+test('auto routing: a package whose maintainer scripts patchd cannot stand in for sends the plan to BuildKit', { timeout: 20 * 60_000 }, async () => {
+  const pythonRoot = (await run0('bash', [join(repoRoot, 'test/fixtures/build-bookworm-python.sh')])).stdout.trim().split('\n').at(-1)!;
+  await pushRootfsImage({ tarPath: pythonRoot, registryHost: registry.host, repository: 'fixtures/python', tag: 'v1', creds: credentials });
+  const image = `${registry.host}/fixtures/python:v1`;
+  const patchd = (args: string[]) => run0('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--cache-dir', join(work, 'cache'), ...args], { cwd: repoRoot, env: env(), allowFailure: true });
+
+  const alone = await patchd([]);
+  assert.equal(alone.code, 1);
+  assert.match(alone.stderr, /python3\.11-minimal.*\(no BuildKit daemon is configured: --buildkit-addr\) \[SCRIPTS_REQUIRED\]/s);
+
+  const skipping = await patchd(['-t', 'inprocess', '--executor', 'inprocess', '--ignore-errors']);
+  assert.equal(skipping.code, 0, skipping.stderr);
+  assert.match(skipping.stdout, /^failed: (lib)?python3\.11-minimal: /m);
+  assert.match(skipping.stdout, /patched .* -> .*:inprocess/);
+
+  const routed = await patchd(['--buildkit-addr', buildkitd.address]);
+  assert.equal(routed.code, 0, routed.stderr);
+  assert.match(routed.stdout, /^python3\.11-minimal 3\.11\.2-6\+deb12u8 -> \S+/m);
+  assert.doesNotMatch(routed.stdout, /^failed:/m);
+  const config = JSON.parse((await run0('skopeo', ['inspect', '--config', '--tls-verify=false', '--creds', `${credentials.username}:${credentials.password}`, `docker://${image}-patched`])).stdout) as { history: { created_by?: string }[] };
+  assert.match(config.history.at(-1)!.created_by ?? '', /^patchd \(buildkit\): .*python3\.11-minimal 3\.11\.2-6\+deb12u8 -> /);
+});
