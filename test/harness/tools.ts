@@ -12,7 +12,7 @@ export interface RunOptions {
   /** Replaces the environment when given; the default is the test process's own. */
   readonly env?: NodeJS.ProcessEnv;
   /** Written to the child's stdin, which is closed afterwards (stdin is always closed). */
-  readonly input?: string;
+  readonly input?: string | Buffer;
   /** Return the result instead of throwing when the exit code is not 0. */
   readonly allowFailure?: boolean;
   /** Kill the child (SIGKILL) after this long and fail. */

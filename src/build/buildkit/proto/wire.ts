@@ -117,7 +117,8 @@ export class ProtoReader {
   constructor(buf: Uint8Array) { this.fields = readFields(buf); }
   string(field: number): string { const f = this.last(field); return f?.bytes ? f.bytes.toString('utf8') : ''; }
   bytes(field: number): Buffer { return this.last(field)?.bytes ?? Buffer.alloc(0); }
-  int(field: number): number { return Number(this.last(field)?.int ?? 0n); }
+  /** int64/int32 as written (two's complement: -1 stays -1). */
+  int(field: number): number { return Number(BigInt.asIntN(64, this.last(field)?.int ?? 0n)); }
   bool(field: number): boolean { return (this.last(field)?.int ?? 0n) !== 0n; }
   messages(field: number): ProtoReader[] { return this.fields.filter((f) => f.field === field && f.bytes).map((f) => new ProtoReader(f.bytes!)); }
   message(field: number): ProtoReader | undefined { const f = this.last(field); return f?.bytes ? new ProtoReader(f.bytes) : undefined; }
