@@ -25,6 +25,7 @@ import type { PatchPlan, PlannedLibrary, PlannedPackage, SkippedPackage } from '
 import type { BuildkitClient } from './build/buildkit/client.js';
 import { buildPatchLayer } from './build/buildkit/executor.js';
 import { aptInstall } from './build/buildkit/strategies/apt.js';
+import { patchRpmImage } from './build/buildkit/rpm-patch.js';
 import type { Keychain } from './oci/keychain.js';
 import { Annotation } from './publish/annotations.js';
 import { pushImage } from './publish/push.js';
@@ -47,7 +48,7 @@ export interface PatchDependencies {
   /** Where library fixes are checked to exist (PyPI, npm, Go proxy, NuGet); required for library patching. */
   readonly libraryIndex?: LibraryIndex;
   /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
-  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain };
+  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string } };
 }
 
 /** Copa's --pkg-types: which kinds of package a patch may touch. */
@@ -209,8 +210,40 @@ async function patchPlatform(
 
   const users = await readUserDatabase(fs);
   const db = pkgTypes.os ? await DpkgDatabase.read(fs, users) : undefined;
+  if (!db && pkgTypes.os && inventory.packages.some((p) => p.ecosystem === 'rpm')) {
+    const osPackage = inventory.packages.find((p) => p.ecosystem === 'rpm')!;
+    const request = hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all' as const;
+    if (options.executor === 'inprocess' || !deps.buildkit) {
+      const why = options.executor === 'inprocess' ? 'RPM packages are installed by their package manager in the BuildKit executor, not in-process' : 'RPM packages need the BuildKit executor; no BuildKit daemon is configured (--buildkit-addr)';
+      if (!options.ignoreErrors) throw new PipelineError('EXECUTOR_UNAVAILABLE', why);
+      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: why, failed: failedLibraries }, bytesDownloaded: 0 };
+    }
+    if (options.dryRun) {
+      const what = request === 'all' ? 'every available update' : [...new Set(request.filter((f) => f.package.ecosystem === 'rpm').map((f) => f.package.name))].join(', ');
+      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `dry run: the BuildKit executor would upgrade ${what || 'nothing'} with the image's package manager`, failed: failedLibraries }, bytesDownloaded: 0 };
+    }
+    options.onProgress?.({ stage: 'build', detail: platform });
+    const result = await patchRpmImage({
+      run: {
+        client: deps.buildkit.client, ...(deps.buildkit.keychain ? { keychain: deps.buildkit.keychain } : {}),
+        baseRef: `${ref.registry}/${ref.repository}@${manifest.digest}`,
+        platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },
+        workDir, logger, onLog: (line) => logger.debug({ line }, 'buildkit'),
+      },
+      fs, inventory, request, mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
+      ...(deps.buildkit.toolingImages?.rpm ? { toolingImage: deps.buildkit.toolingImages.rpm } : {}),
+    });
+    const rpmPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };
+    if (!result.layer) return { outcome: { platform, ...scanned, plan: rpmPlan, failed: failedLibraries }, bytesDownloaded: 0 };
+    const summary = result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ');
+    return {
+      outcome: { platform, ...scanned, plan: rpmPlan, failed: failedLibraries, executor: 'buildkit', layer: { digest: result.layer.digest, size: result.layer.size, diffId: result.layer.diffId } },
+      image: withPatchLayer(deps, options, image, result.layer, `patchd (buildkit, ${result.tool}): ${summary}`, ref, manifest.digest),
+      bytesDownloaded: 0,
+    };
+  }
   if (!db) {
-    const skipped = pkgTypes.os ? 'no dpkg database (only Debian-family images are patched in-process so far)' : 'OS packages not selected (--pkg-types)';
+    const skipped = pkgTypes.os ? 'no dpkg or rpm database (Debian-family packages are patched in-process, rpm-family through BuildKit)' : 'OS packages not selected (--pkg-types)';
     return { outcome: { platform, ...scanned, plan: emptyPlan, skipped, failed: failedLibraries }, bytesDownloaded: 0 };
   }
 
@@ -287,21 +320,25 @@ async function patchPlatform(
   options.onProgress?.({ stage: 'verify', detail: platform });
   await verifyInstalled(layer, built.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
 
-  const now = (deps.now?.() ?? new Date()).toISOString();
   const summary = built.applied.map((p) => `${p.name} ${p.from} -> ${p.to}`).join(', ');
-  let patched = appendLayer(image, layer, { created: now, created_by: `patchd (${built.executor}): ${summary}`, comment: 'patchd patch layer' });
+  return {
+    outcome: { platform, ...scanned, plan, failed, executor: built.executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
+    image: withPatchLayer(deps, options, image, layer, `patchd (${built.executor}): ${summary}`, ref, manifest.digest),
+    bytesDownloaded: built.bytesDownloaded,
+  };
+}
+
+/** The original image plus one layer, with the base recorded by digest (never stacked: see ALREADY_PATCHED). */
+function withPatchLayer(deps: PatchDependencies, options: PatchOptions, image: Image, layer: Layer & { readonly diffId: string }, createdBy: string, ref: Reference, baseDigest: string): Image {
+  const now = (deps.now?.() ?? new Date()).toISOString();
+  let patched = appendLayer(image, layer, { created: now, created_by: createdBy, comment: 'patchd patch layer' });
   patched = withConfigCreated(patched, now);
-  patched = withAnnotations(patched, {
+  return withAnnotations(patched, {
     [Annotation.baseName]: formatReference({ registry: ref.registry, repository: ref.repository, ...(options.image.tag ? { tag: options.image.tag } : {}) }),
-    [Annotation.baseDigest]: manifest.digest,
+    [Annotation.baseDigest]: baseDigest,
     [Annotation.created]: now,
     [Annotation.patched]: 'true',
   });
-  return {
-    outcome: { platform, ...scanned, plan, failed, executor: built.executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
-    image: patched,
-    bytesDownloaded: built.bytesDownloaded,
-  };
 }
 
 interface Built {

@@ -59,4 +59,6 @@ export interface PatchPlan {
   readonly unavailable: readonly UnavailableFix[];
   readonly libraries?: readonly PlannedLibrary[];
   readonly skipped?: readonly SkippedPackage[];
+  /** rpm-family images: what their package manager upgraded (known once BuildKit has run it). */
+  readonly upgraded?: readonly { readonly name: string; readonly from: string; readonly to: string }[];
 }

@@ -17,8 +17,12 @@ export interface AdvisorySources {
 /** One streaming pass over the layers: the merged view (with `capture`d files) and the inventory. */
 export async function scanLayers(layers: readonly Layer[], options: LoadOptions & { tmpDir?: string } = {}): Promise<{ fs: ImageFilesystem; inventory: Inventory }> {
   const collector = new InventoryCollector(options.tmpDir ? { tmpDir: options.tmpDir } : {});
-  const fs = await ImageFilesystem.load(layers, { ...options, inspector: collector });
-  return { fs, inventory: collector.finish(fs) };
+  try {
+    const fs = await ImageFilesystem.load(layers, { ...options, inspector: collector });
+    return { fs, inventory: await collector.finish(fs) };
+  } finally {
+    await collector.dispose();
+  }
 }
 
 export function collectFindings(inventory: Inventory, sources: AdvisorySources): Finding[] {

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -21,12 +21,12 @@ import type { InstalledPackage, Inventory, OsInfo } from './types.js';
 
 export type PackageRecord = Omit<InstalledPackage, 'purl'>;
 
-type Kind = 'os-release' | 'dpkg' | 'apk' | 'rpm-sqlite' | 'rpm-bdb' | 'rpm-ndb' | 'python' | 'node-package' | 'node-manifest' | 'dotnet' | 'binary';
+type Kind = 'os-release' | 'dpkg' | 'apk' | 'rpm-sqlite' | 'rpm-sqlite-wal' | 'rpm-bdb' | 'rpm-ndb' | 'python' | 'node-package' | 'node-manifest' | 'dotnet' | 'binary';
 
 const mib = 2 ** 20;
 /** Largest file of each kind read; anything bigger is reported, not read. */
 const maxBytes: Record<Kind, number> = {
-  'os-release': 64 * 1024, dpkg: 64 * mib, apk: 64 * mib, 'rpm-sqlite': 1024 * mib, 'rpm-bdb': 1024 * mib, 'rpm-ndb': 0,
+  'os-release': 64 * 1024, dpkg: 64 * mib, apk: 64 * mib, 'rpm-sqlite': 1024 * mib, 'rpm-sqlite-wal': 1024 * mib, 'rpm-bdb': 1024 * mib, 'rpm-ndb': 0,
   python: 4 * mib, 'node-package': mib, 'node-manifest': mib, dotnet: 16 * mib, binary: Number.MAX_SAFE_INTEGER,
 };
 
@@ -37,6 +37,7 @@ function kindOf(entry: FsEntry): Kind | undefined {
   if (p === 'lib/apk/db/installed' || p === 'usr/lib/apk/db/installed') return 'apk';
   if (/^(var\/lib\/rpm|usr\/lib\/sysimage\/rpm)\//.test(p)) {
     if (p.endsWith('/rpmdb.sqlite')) return 'rpm-sqlite';
+    if (p.endsWith('/rpmdb.sqlite-wal')) return 'rpm-sqlite-wal';
     if (p.endsWith('/Packages')) return 'rpm-bdb';
     if (p.endsWith('/Packages.db')) return 'rpm-ndb';
   }
@@ -86,8 +87,12 @@ export class InventoryCollector implements FileInspector {
           return;
         }
         case 'rpm-sqlite':
+        case 'rpm-sqlite-wal':
+          // A database in WAL mode may keep committed rows in its -wal file: both are read together in finish().
+          await this.spool(path, entry.layerIndex, body);
+          return;
         case 'rpm-bdb':
-          this.put(path, entry.layerIndex, await this.readRpmDatabase(kind, body, path));
+          this.put(path, entry.layerIndex, await this.readRpmDatabase(body, path));
           return;
         case 'rpm-ndb':
           this.warnings.push(`${path}: rpm NDB databases are not read yet; packages in it are not scanned`);
@@ -129,48 +134,74 @@ export class InventoryCollector implements FileInspector {
     this.records.set(path, { layerIndex, value: records });
   }
 
-  private async readRpmDatabase(kind: 'rpm-sqlite' | 'rpm-bdb', body: Readable, path: string): Promise<PackageRecord[]> {
-    // Both formats need random access: spool to a private temp file.
+  private readonly spooled = new Map<string, Found<string>>();
+  private spoolDir?: Promise<string>;
+
+  private async spool(path: string, layerIndex: number, body: Readable): Promise<void> {
+    this.spoolDir ??= mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'patchd-rpmdb-'));
+    const file = join(await this.spoolDir, `${this.spooled.size}-${path.split('/').pop()}`);
+    await pipeline(body, createWriteStream(file, { mode: 0o600 }));
+    this.spooled.set(path, { layerIndex, value: file });
+  }
+
+  private async readRpmDatabase(body: Readable, path: string): Promise<PackageRecord[]> {
+    // Berkeley DB needs random access: spool to a private temp file.
     const dir = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'patchd-rpmdb-'));
     const file = join(dir, 'db');
     try {
       await pipeline(body, createWriteStream(file, { mode: 0o600 }));
       const blobs: Buffer[] = [];
-      if (kind === 'rpm-sqlite') {
-        const db = new Database(file, { readonly: true, fileMustExist: true });
-        try {
-          for (const row of db.prepare('SELECT blob FROM Packages').iterate() as Iterable<{ blob: Buffer }>) blobs.push(row.blob);
-        } finally {
-          db.close();
-        }
-      } else {
-        const handle = await open(file, 'r');
-        try {
-          for await (const blob of bdbHashValues(handle)) blobs.push(blob);
-        } finally {
-          await handle.close();
-        }
+      const handle = await open(file, 'r');
+      try {
+        for await (const blob of bdbHashValues(handle)) blobs.push(blob);
+      } finally {
+        await handle.close();
       }
-      const out: PackageRecord[] = [];
-      for (const blob of blobs) {
-        const h = parseRpmHeader(blob);
-        if (h.name === 'gpg-pubkey') continue; // imported signing keys, not software
-        const version = `${h.epoch ? `${h.epoch}:` : ''}${h.version}-${h.release}`;
-        const source = h.sourceRpm ? splitSourceRpm(h.sourceRpm) : undefined;
-        out.push({
-          ecosystem: 'rpm', class: 'os', name: h.name, version, path, architecture: h.arch ?? '',
-          sourceName: source?.name ?? h.name, sourceVersion: source?.version ?? version,
-        });
-      }
-      return out;
+      return rpmRecords(blobs, path);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   }
 
+  /** Removes spooled databases (finish() does too); for a scan that failed half way. */
+  async dispose(): Promise<void> {
+    if (this.spoolDir) await rm(await this.spoolDir, { recursive: true, force: true });
+  }
+
+  /** The spooled sqlite databases still present in the merged view, each with its -wal file when that is current too. */
+  private async readSpooledSqlite(present: (path: string, found: Found<unknown>) => boolean): Promise<void> {
+    try {
+      for (const [path, found] of this.spooled) {
+        if (!path.endsWith('/rpmdb.sqlite') || !present(path, found)) continue;
+        const dir = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'patchd-rpmdb-open-'));
+        try {
+          await copyFile(found.value, join(dir, 'rpmdb.sqlite'));
+          const wal = this.spooled.get(`${path}-wal`);
+          if (wal && present(`${path}-wal`, wal)) await copyFile(wal.value, join(dir, 'rpmdb.sqlite-wal'));
+          // Not readonly: sqlite replays the WAL into the copy, which is ours to change.
+          const db = new Database(join(dir, 'rpmdb.sqlite'), { fileMustExist: true });
+          const blobs: Buffer[] = [];
+          try {
+            for (const row of db.prepare('SELECT blob FROM Packages').iterate() as Iterable<{ blob: Buffer }>) blobs.push(row.blob);
+          } finally {
+            db.close();
+          }
+          this.put(path, found.layerIndex, rpmRecords(blobs, path));
+        } catch (error) {
+          this.warnings.push(`${path}: ${(error as Error).message}`);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      if (this.spoolDir) await rm(await this.spoolDir, { recursive: true, force: true });
+    }
+  }
+
   /** The inventory of the merged image. */
-  finish(fs: Pick<ImageFilesystem, 'entryAt' | 'stat'>): Inventory {
+  async finish(fs: Pick<ImageFilesystem, 'entryAt' | 'stat'>): Promise<Inventory> {
     const present = <T>(path: string, found: Found<T>) => fs.entryAt(path)?.layerIndex === found.layerIndex;
+    await this.readSpooledSqlite(present);
     let os: OsInfo | undefined;
     for (const path of ['etc/os-release', 'usr/lib/os-release']) {
       const found = this.osRelease.get(path);
@@ -188,6 +219,21 @@ export class InventoryCollector implements FileInspector {
     }
     return { ...(os ? { os } : {}), packages, warnings: [...this.warnings] };
   }
+}
+
+function rpmRecords(blobs: readonly Buffer[], path: string): PackageRecord[] {
+  const out: PackageRecord[] = [];
+  for (const blob of blobs) {
+    const h = parseRpmHeader(blob);
+    if (h.name === 'gpg-pubkey') continue; // imported signing keys, not software
+    const version = `${h.epoch ? `${h.epoch}:` : ''}${h.version}-${h.release}`;
+    const source = h.sourceRpm ? splitSourceRpm(h.sourceRpm) : undefined;
+    out.push({
+      ecosystem: 'rpm', class: 'os', name: h.name, version, path, architecture: h.arch ?? '',
+      sourceName: source?.name ?? h.name, sourceVersion: source?.version ?? version,
+    });
+  }
+  return out;
 }
 
 /** `app/node_modules/x/package.json`, not `app/node_modules/a/node_modules/x/package.json`. */
