@@ -85,3 +85,23 @@ test('rpm images are refused in-process, with the reason', async () => {
   assert.equal(none.code, 1);
   assert.match(none.stderr, /no BuildKit daemon is configured/);
 });
+
+test('an image that carries dnf is upgraded by its own dnf (refresh, then upgrade, inside it)', { timeout: 20 * 60_000 }, async () => {
+  // The tooling root with the rpm target's files and database on top: dnf is in the image itself
+  // (its dpkg database whited out, so the image is rpm-managed only).
+  await mkdir(join(work, 'macros/root'), { recursive: true });
+  await mkdir(join(work, 'macros/var/lib'), { recursive: true });
+  await writeFile(join(work, 'macros/root/.rpmmacros'), '%_dbpath /var/lib/rpm\n');
+  await writeFile(join(work, 'macros/var/lib/.wh.dpkg'), '');
+  await run('tar', ['--numeric-owner', '-C', join(work, 'macros'), '-cf', join(work, 'macros.tar'), '.']);
+  await pushRootfsImage({ tarPath: join(world, 'tooling.tar'), extraLayers: [join(world, 'target.tar'), join(work, 'repofile.tar'), join(work, 'macros.tar')], registryHost: registry.host, repository: 'fixtures/rpm-with-dnf', tag: 'v1' });
+  const image = `${registry.host}/fixtures/rpm-with-dnf:v1`;
+  const patch = await run('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--buildkit-addr', buildkitd.address, '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(patch.stdout, /^patchd-hello 1\.0-1 -> 1\.1-1 {2}\(rpm\)$/m);
+  const config = JSON.parse((await run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${image}-patched`])).stdout) as { history: { created_by?: string }[] };
+  assert.match(config.history.at(-1)!.created_by ?? '', /^patchd \(buildkit, dnf\): patchd-hello 1\.0-1 -> 1\.1-1$/);
+  await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${image}-patched`, `oci:${join(work, 'layout2')}:patched`]);
+  await run('umoci', ['unpack', '--image', `${join(work, 'layout2')}:patched`, join(work, 'bundle2')]);
+  const q = await run('rpm', ['--root', join(work, 'bundle2', 'rootfs'), '--dbpath', '/var/lib/rpm', '-q', 'patchd-hello']);
+  assert.equal(q.stdout.trim(), 'patchd-hello-1.1-1.noarch');
+});
