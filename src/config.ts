@@ -51,8 +51,8 @@ export const ConfigSchema = z.object({
   buildkit: z.object({
     address: z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port'),
     tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional(), serverName: z.string().optional() }).strict().optional(),
-    /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm). */
-    toolingImages: z.object({ rpm: z.string().optional() }).strict().default({}),
+    /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm; deb: Debian with apt, for distroless). */
+    toolingImages: z.object({ rpm: z.string().optional(), deb: z.string().optional() }).strict().default({}),
   }).strict().optional(),
   /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded once at start. */
   advisories: z.object({ osv: z.array(z.string()).default([]) }).strict().default({ osv: [] }),

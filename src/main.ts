@@ -53,8 +53,9 @@ Options for patch:
                          $PATCHD_BUILDKIT_ADDR or $BUILDKIT_HOST]
       --executor E       auto (in-process; BuildKit for packages whose maintainer
                          scripts must run), inprocess, or buildkit [default: auto]
-      --tooling-image R  an image with dnf and rpm, for rpm images that carry no
-                         package manager of their own (BuildKit runs it on them)
+      --tooling-image R  for images with no package manager of their own: an image
+                         with dnf and rpm (rpm roots) or a Debian image with apt
+                         (distroless); BuildKit runs its tools on them
       --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
       --log-level LEVEL  pino level [default: info]
   -h, --help             this text
@@ -146,7 +147,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const outcome = await patchImage(
       {
         client, dispatcher, logger, cacheDir, tmpDir: process.env.TMPDIR ?? tmpdir(), libraryIndex: httpLibraryIndex({ dispatcher }),
-        ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(values['tooling-image'] ? { toolingImages: { rpm: values['tooling-image'] } } : {}) } } : {}),
+        ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(values['tooling-image'] ? { toolingImages: { rpm: values['tooling-image'], deb: values['tooling-image'] } } : {}) } } : {}),
       },
       {
         image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'], executor: values.executor as 'auto' | 'inprocess' | 'buildkit',
@@ -188,7 +189,7 @@ export function describe(outcome: PatchOutcome): string {
     for (const pkg of p.plan?.packages ?? []) lines.push(`${prefix}${pkg.name} ${pkg.from} -> ${pkg.to}  (${pkg.reasons.join(', ')})`);
     for (const h of p.plan?.heldBack ?? []) lines.push(`${prefix}held back: ${h.name} ${h.from} -> ${h.to}: ${h.reason}`);
     for (const u of p.plan?.unavailable ?? []) lines.push(`${prefix}not available: ${u.name}${u.fixedVersion ? ` (needs ${u.fixedVersion})` : ''}: ${u.reason}`);
-    for (const u of p.plan?.upgraded ?? []) lines.push(`${prefix}${u.name} ${u.from} -> ${u.to}  (rpm)`);
+    for (const u of p.plan?.upgraded ?? []) lines.push(`${prefix}${u.name} ${u.from} -> ${u.to}  (upgraded through BuildKit)`);
     for (const l of p.plan?.libraries ?? []) lines.push(`${prefix}${l.name} (${l.ecosystem}, ${l.location ?? l.path}) ${l.from} -> ${l.to}  (${l.reasons.join(', ')})`);
     for (const k of p.plan?.skipped ?? []) lines.push(`${prefix}not patched: ${k.name} ${k.version} (${k.ecosystem}): ${k.reason}`);
     for (const f of p.failed) lines.push(`${prefix}failed: ${f.name}: ${f.error}`);

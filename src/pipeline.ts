@@ -25,7 +25,8 @@ import type { PatchPlan, PlannedLibrary, PlannedPackage, SkippedPackage } from '
 import type { BuildkitClient } from './build/buildkit/client.js';
 import { buildPatchLayer } from './build/buildkit/executor.js';
 import { aptInstall } from './build/buildkit/strategies/apt.js';
-import { patchRpmImage } from './build/buildkit/rpm-patch.js';
+import { patchDistrolessImage, patchRpmImage } from './build/buildkit/tooling-patch.js';
+import type { BuildkitRun } from './build/buildkit/executor.js';
 import type { Keychain } from './oci/keychain.js';
 import { Annotation } from './publish/annotations.js';
 import { pushImage } from './publish/push.js';
@@ -48,7 +49,7 @@ export interface PatchDependencies {
   /** Where library fixes are checked to exist (PyPI, npm, Go proxy, NuGet); required for library patching. */
   readonly libraryIndex?: LibraryIndex;
   /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
-  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string } };
+  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string } };
 }
 
 /** Copa's --pkg-types: which kinds of package a patch may touch. */
@@ -224,12 +225,7 @@ async function patchPlatform(
     }
     options.onProgress?.({ stage: 'build', detail: platform });
     const result = await patchRpmImage({
-      run: {
-        client: deps.buildkit.client, ...(deps.buildkit.keychain ? { keychain: deps.buildkit.keychain } : {}),
-        baseRef: `${ref.registry}/${ref.repository}@${manifest.digest}`,
-        platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },
-        workDir, logger, onLog: (line) => logger.debug({ line }, 'buildkit'),
-      },
+      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger),
       fs, inventory, request, mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
       ...(deps.buildkit.toolingImages?.rpm ? { toolingImage: deps.buildkit.toolingImages.rpm } : {}),
     });
@@ -248,8 +244,31 @@ async function patchPlatform(
   }
 
   const repositories = await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}) });
+  if (!repositories && db.layout === 'status.d' && deps.buildkit?.toolingImages?.deb && options.executor !== 'inprocess') {
+    // Distroless: no apt sources and no shell; a Debian tooling image's apt works on it through BuildKit.
+    const osPackage = inventory.packages.find((p) => p.ecosystem === 'debian');
+    const request = osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all' as const;
+    if (options.dryRun) {
+      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `dry run: the BuildKit executor would upgrade ${request === 'all' ? 'every package with a newer candidate' : 'the packages findings name'} with the tooling image's apt`, failed: failedLibraries }, bytesDownloaded: 0 };
+    }
+    options.onProgress?.({ stage: 'build', detail: platform });
+    const result = await patchDistrolessImage({
+      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger),
+      inventory, request, toolingImage: deps.buildkit.toolingImages.deb, nativeArchitecture: (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture,
+      mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
+    });
+    const distrolessPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };
+    if (!result.layer) return { outcome: { platform, ...scanned, plan: distrolessPlan, failed: failedLibraries }, bytesDownloaded: 0 };
+    await verifyInstalled(result.layer, result.upgraded.map((u) => ({ name: u.name, architecture: u.architecture, version: u.to })), 'status.d');
+    return {
+      outcome: { platform, ...scanned, plan: distrolessPlan, failed: failedLibraries, executor: 'buildkit', layer: { digest: result.layer.digest, size: result.layer.size, diffId: result.layer.diffId } },
+      image: withPatchLayer(deps, options, image, result.layer, `patchd (buildkit, distroless): ${result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ')}`, ref, manifest.digest),
+      bytesDownloaded: 0,
+    };
+  }
   if (!repositories) {
-    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: 'the image has no apt sources to take updates from', failed: failedLibraries }, bytesDownloaded: 0 };
+    const hint = db.layout === 'status.d' ? ' (a distroless image: give BuildKit a Debian tooling image, --tooling-image)' : '';
+    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `the image has no apt sources to take updates from${hint}`, failed: failedLibraries }, bytesDownloaded: 0 };
   }
   const osPackage = inventory.packages.find((p) => p.class === 'os');
   const request = debUpgradeRequest(osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all');
@@ -325,6 +344,15 @@ async function patchPlatform(
     outcome: { platform, ...scanned, plan, failed, executor: built.executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
     image: withPatchLayer(deps, options, image, layer, `patchd (${built.executor}): ${summary}`, ref, manifest.digest),
     bytesDownloaded: built.bytesDownloaded,
+  };
+}
+
+function buildkitRun(deps: PatchDependencies, ref: Reference, digest: string, image: Image, workDir: string, logger: Logger): BuildkitRun {
+  return {
+    client: deps.buildkit!.client, ...(deps.buildkit!.keychain ? { keychain: deps.buildkit!.keychain } : {}),
+    baseRef: `${ref.registry}/${ref.repository}@${digest}`,
+    platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },
+    workDir, logger, onLog: (line) => logger.debug({ line }, 'buildkit'),
   };
 }
 

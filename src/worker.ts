@@ -86,7 +86,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       const outcome = await patchImage(
         {
           client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir, libraryIndex: deps.libraryIndex,
-          ...(deps.buildkit ? { buildkit: { client: deps.buildkit, keychain, ...(config.buildkit?.toolingImages.rpm ? { toolingImages: { rpm: config.buildkit.toolingImages.rpm } } : {}) } } : {}),
+          ...(deps.buildkit ? { buildkit: { client: deps.buildkit, keychain, ...(config.buildkit ? { toolingImages: config.buildkit.toolingImages } : {}) } } : {}),
         },
         {
           image: { registry: endpoint.host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false,

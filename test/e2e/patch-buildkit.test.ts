@@ -126,3 +126,43 @@ test('auto routing: a package whose maintainer scripts patchd cannot stand in fo
   const config = JSON.parse((await run0('skopeo', ['inspect', '--config', '--tls-verify=false', '--creds', `${credentials.username}:${credentials.password}`, `docker://${image}-patched`])).stdout) as { history: { created_by?: string }[] };
   assert.match(config.history.at(-1)!.created_by ?? '', /^patchd \(buildkit\): .*python3\.11-minimal 3\.11\.2-6\+deb12u8 -> /);
 });
+
+test('distroless (status.d, no apt, no shell) through a Debian tooling image: packages upgraded, status.d rewritten', { timeout: 20 * 60_000 }, async () => {
+  // A distroless-style root made from the fixture: dpkg's records as status.d/ stanzas
+  // and md5sums (as distroless builds them), no status file, no apt sources, no shells.
+  const root = join(work, 'distroless');
+  await run0('sh', ['-c', `set -e; mkdir -p '${root}'; tar -xpf '${await bookwormRootfsTar()}' -C '${root}'
+    cd '${root}/var/lib/dpkg'; mkdir status.d
+    awk -v RS= -v ORS='\\n\\n' '/Status: install ok installed/' status > /tmp/patchd-status.$$
+    awk -v RS= '{ n=$0; sub(/^Package: /, "", n); sub(/\\n.*/, "", n); gsub(/\\nStatus: [^\\n]*/, ""); print > ("status.d/" n) }' /tmp/patchd-status.$$
+    rm -f /tmp/patchd-status.$$
+    for m in info/*.md5sums; do b=$(basename "$m" .md5sums); cp "$m" "status.d/\${b%%:*}.md5sums"; done
+    rm -rf status status-old info available diversions statoverride triggers
+    rm -rf '${root}/etc/apt/sources.list.d' '${root}/etc/apt/sources.list' '${root}/bin/sh' '${root}/usr/bin/dash' '${root}/usr/bin/bash'
+    tar --numeric-owner -C '${root}' -cf '${root}.tar' .`]);
+  await pushRootfsImage({ tarPath: `${root}.tar`, registryHost: registry.host, repository: 'fixtures/distroless', tag: 'v1', creds: credentials });
+  await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'tooling/debian', tag: 'bookworm', creds: credentials });
+  const image = `${registry.host}/fixtures/distroless:v1`;
+
+  const without = await run0('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--cache-dir', join(work, 'cache')], { cwd: repoRoot, env: env() });
+  assert.match(without.stdout, /skipped: the image has no apt sources to take updates from \(a distroless image: give BuildKit a Debian tooling image, --tooling-image\)/);
+
+  const patch = await run0('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--buildkit-addr', buildkitd.address, '--tooling-image', `${registry.host}/tooling/debian:bookworm`, '--cache-dir', join(work, 'cache')], { cwd: repoRoot, env: env() });
+  assert.match(patch.stdout, /^libssl3 3\.0\.20-1~deb12u2 -> 3\.0\.22-1~deb12u2 /m);
+  assert.match(patch.stdout, /patched .* -> .*:v1-patched/);
+
+  await run0('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', `${credentials.username}:${credentials.password}`, `docker://${image}-patched`, `oci:${join(work, 'dl-layout')}:patched`]);
+  await run0('umoci', ['unpack', '--image', `${join(work, 'dl-layout')}:patched`, join(work, 'dl-bundle')]);
+  const patched = join(work, 'dl-bundle', 'rootfs');
+  const status = (await run0('cat', [join(patched, 'var/lib/dpkg/status.d/libssl3')])).stdout;
+  assert.match(status, /^Version: 3\.0\.22-1~deb12u2$/m);
+  assert.doesNotMatch(status, /^Status:/m);
+  assert.ok((await run0('cat', [join(patched, 'var/lib/dpkg/status.d/libssl3.md5sums')])).stdout.includes('libssl.so.3'));
+  // The upgraded library is byte for byte what apt-get upgrade installs, and the image's openssl uses it.
+  const oracle = await aptUpgradedRoot();
+  const lib = 'usr/lib/x86_64-linux-gnu/libssl.so.3';
+  assert.equal((await run0('sha256sum', [join(patched, lib)])).stdout.split(' ')[0], (await run0('sha256sum', [join(oracle.upgradedRoot, lib)])).stdout.split(' ')[0]);
+  assert.equal((await run0('chroot', [patched, '/usr/bin/openssl', 'version'])).stdout.split(' ')[1], (await run0('chroot', [oracle.upgradedRoot, 'openssl', 'version'])).stdout.split(' ')[1]);
+  // No tooling leaks into the target: no shell came back, no apt state was written.
+  assert.equal(await run0('test', ['-e', join(patched, 'bin/sh')], { allowFailure: true }).then((r) => r.code), 1);
+});

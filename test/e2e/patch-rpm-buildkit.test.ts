@@ -60,7 +60,7 @@ after(async () => {
 
 test('an rpm root without a package manager is upgraded by the dnf tooling image; rpm --root shows the new version', { timeout: 20 * 60_000 }, async () => {
   const patch = await run('npx', ['--no-install', 'patchd', 'patch', '-i', target, '--buildkit-addr', buildkitd.address, '--tooling-image', tooling, '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
-  assert.match(patch.stdout, /^patchd-hello 1\.0-1 -> 1\.1-1 {2}\(rpm\)$/m);
+  assert.match(patch.stdout, /^patchd-hello 1\.0-1 -> 1\.1-1 {2}\(upgraded through BuildKit\)$/m);
   assert.doesNotMatch(patch.stdout, /^patchd-lib /m);
   assert.match(patch.stdout, /patched .* -> .*:v1-patched \(sha256:[0-9a-f]{64}\)/);
 
@@ -97,7 +97,7 @@ test('an image that carries dnf is upgraded by its own dnf (refresh, then upgrad
   await pushRootfsImage({ tarPath: join(world, 'tooling.tar'), extraLayers: [join(world, 'target.tar'), join(work, 'repofile.tar'), join(work, 'macros.tar')], registryHost: registry.host, repository: 'fixtures/rpm-with-dnf', tag: 'v1' });
   const image = `${registry.host}/fixtures/rpm-with-dnf:v1`;
   const patch = await run('npx', ['--no-install', 'patchd', 'patch', '-i', image, '--buildkit-addr', buildkitd.address, '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
-  assert.match(patch.stdout, /^patchd-hello 1\.0-1 -> 1\.1-1 {2}\(rpm\)$/m);
+  assert.match(patch.stdout, /^patchd-hello 1\.0-1 -> 1\.1-1 {2}\(upgraded through BuildKit\)$/m);
   const config = JSON.parse((await run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${image}-patched`])).stdout) as { history: { created_by?: string }[] };
   assert.match(config.history.at(-1)!.created_by ?? '', /^patchd \(buildkit, dnf\): patchd-hello 1\.0-1 -> 1\.1-1$/);
   await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${image}-patched`, `oci:${join(work, 'layout2')}:patched`]);

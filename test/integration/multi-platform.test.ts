@@ -50,7 +50,7 @@ test('an index is patched per platform; unpatchable platforms keep their digests
   await client.putManifest(parseReference(`${registry.host}/multi/app:v1`), Buffer.from(JSON.stringify(index)), MediaType.ociIndex);
 
   const result = await run('node', [join(repoRoot, 'bin/patchd.js'), 'patch', '-i', `${registry.host}/multi/app:v1`, '--cache-dir', join(work.path, 'cache')]);
-  assert.match(result.stdout, /\[linux\/arm64\] skipped: no dpkg database/);
+  assert.match(result.stdout, /\[linux\/arm64\] skipped: no dpkg or rpm database/);
   assert.match(result.stdout, /\[linux\/amd64\] tzdata /);
 
   const raw = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/multi/app:v1-patched`])).stdout) as typeof index & { annotations?: Record<string, string> };

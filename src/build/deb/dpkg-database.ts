@@ -54,7 +54,7 @@ export class DpkgDatabase {
     if (statusBytes && statusBytes.length > 0) {
       paragraphs = parseParagraphs(statusBytes.toString('utf8'));
     } else {
-      const names = root.readdir(`${dpkgDir}/status.d`).filter((n) => !n.includes('.'));
+      const names = root.readdir(`${dpkgDir}/status.d`).filter((n) => !n.endsWith('.md5sums'));
       if (names.length === 0) return undefined;
       layout = 'status.d';
       for (const name of names) {

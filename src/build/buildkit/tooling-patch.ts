@@ -8,6 +8,7 @@ import { BuildkitError } from './errors.js';
 import { buildPatchLayer, type BuildkitRun } from './executor.js';
 import { image } from './llb.js';
 import { rpmInImage, rpmWithTooling, type RpmTool } from './strategies/rpm.js';
+import { distrolessWithTooling } from './strategies/distroless.js';
 
 const toolPaths: readonly [RpmTool, string][] = [
   ['dnf', 'usr/bin/dnf'], ['microdnf', 'usr/bin/microdnf'], ['tdnf', 'usr/bin/tdnf'], ['yum', 'usr/bin/yum'], ['zypper', 'usr/bin/zypper'],
@@ -66,4 +67,37 @@ function verifyFixed(findings: readonly Finding[], after: readonly InstalledPack
       throw new BuildkitError('VERIFY_FAILED', `${f.package.name}: ${f.id} needs ${fixed}, the package manager left ${now?.version ?? 'nothing'}`);
     }
   }
+}
+
+/**
+ * Patches a distroless Debian image (status.d/, no apt, no shell) through
+ * BuildKit with a Debian tooling image; what changed is read back from the
+ * status.d records the patch layer carries, and checked against the findings.
+ */
+export async function patchDistrolessImage(args: {
+  run: BuildkitRun;
+  inventory: Inventory;
+  request: readonly Finding[] | 'all';
+  toolingImage: string;
+  nativeArchitecture: string;
+  mediaType: string;
+}): Promise<{ layer?: Layer & { readonly diffId: string }; upgraded: (RpmUpgrade & { architecture: string })[] }> {
+  const pins = args.request === 'all' ? 'all' as const
+    : [...new Map(args.request.filter((f) => f.package.ecosystem === 'debian' && f.fixedVersions.length > 0).map((f) => [f.package.name, { name: f.package.name, version: '', architecture: f.package.architecture ?? '' }])).values()];
+  if (pins !== 'all' && pins.length === 0) return { upgraded: [] };
+  const layer = await buildPatchLayer(args.run, (base) => distrolessWithTooling(base, image(args.toolingImage, { platform: args.run.platform, name: `pull tooling ${args.toolingImage}` }), pins, args.nativeArchitecture), args.mediaType);
+  const after = (await scanLayers([layer])).inventory.packages.filter((p) => p.ecosystem === 'debian');
+  const before = new Map(args.inventory.packages.filter((p) => p.ecosystem === 'debian').map((p) => [`${p.name}:${p.architecture}`, p]));
+  const upgraded = after.flatMap((p) => {
+    const old = before.get(`${p.name}:${p.architecture}`);
+    return old && old.version !== p.version ? [{ name: p.name, architecture: p.architecture ?? '', from: old.version, to: p.version }] : [];
+  }).sort((a, b) => a.name.localeCompare(b.name));
+  if (args.request !== 'all') {
+    for (const f of args.request) {
+      if (f.package.ecosystem !== 'debian' || f.fixedVersions.length === 0) continue;
+      const now = after.find((p) => p.name === f.package.name) ?? f.package;
+      if (compareVersions('debian', now.version, f.fixedVersions[0]!) < 0) throw new BuildkitError('VERIFY_FAILED', `${f.package.name}: ${f.id} needs ${f.fixedVersions[0]}, the tooling's apt installed ${now.version}`);
+    }
+  }
+  return { ...(upgraded.length > 0 ? { layer } : {}), upgraded };
 }
