@@ -225,7 +225,7 @@ async function patchPlatform(
     }
     options.onProgress?.({ stage: 'build', detail: platform });
     const result = await patchRpmImage({
-      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger),
+      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
       fs, inventory, request, mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
       ...(deps.buildkit.toolingImages?.rpm ? { toolingImage: deps.buildkit.toolingImages.rpm } : {}),
     });
@@ -253,7 +253,7 @@ async function patchPlatform(
     }
     options.onProgress?.({ stage: 'build', detail: platform });
     const result = await patchDistrolessImage({
-      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger),
+      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
       inventory, request, toolingImage: deps.buildkit.toolingImages.deb, nativeArchitecture: (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture,
       mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
     });
@@ -285,12 +285,7 @@ async function patchPlatform(
     if (db.layout !== 'status') throw new PipelineError('EXECUTOR_UNSUPPORTED', 'distroless (status.d) images are not patched through BuildKit yet');
     const arch = (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture;
     const layer = await buildPatchLayer(
-      {
-        client: deps.buildkit!.client, ...(deps.buildkit!.keychain ? { keychain: deps.buildkit!.keychain } : {}),
-        baseRef: `${ref.registry}/${ref.repository}@${manifest.digest}`,
-        platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },
-        workDir, logger, onLog: (line) => logger.debug({ line }, 'buildkit'),
-      },
+      buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
       (base) => aptInstall(base, plan.packages.map((p) => ({ name: p.name, version: p.to, architecture: p.architecture })), arch),
       gzipLayerMediaTypeFor(manifest.mediaType),
     );
@@ -347,8 +342,9 @@ async function patchPlatform(
   };
 }
 
-function buildkitRun(deps: PatchDependencies, ref: Reference, digest: string, image: Image, workDir: string, logger: Logger): BuildkitRun {
+function buildkitRun(deps: PatchDependencies, ref: Reference, digest: string, image: Image, workDir: string, logger: Logger, options?: PatchOptions): BuildkitRun {
   return {
+    onStep: (name) => options?.onProgress?.({ stage: 'build', detail: name }),
     client: deps.buildkit!.client, ...(deps.buildkit!.keychain ? { keychain: deps.buildkit!.keychain } : {}),
     baseRef: `${ref.registry}/${ref.repository}@${digest}`,
     platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },

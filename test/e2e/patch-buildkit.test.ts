@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -29,7 +29,7 @@ let pushed: { digest: string; layerDigest: string };
 const credentials = { username: 'patchd', password: 'b00ts' };
 
 before(async () => {
-  [registry, buildkitd] = await Promise.all([startRegistry({ htpasswd: credentials }), startBuildkitd()]);
+  [registry, buildkitd] = await Promise.all([startRegistry({ htpasswd: credentials }), startBuildkitd({ tcp: true })]);
   work = await mkdtemp(join(tmpdir(), 'patchd-buildkit-e2e-'));
   pushed = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'fixtures/bookworm', tag: 'main', creds: credentials });
 });
@@ -45,6 +45,16 @@ test('patchd doctor reports the daemon, its worker and diff/merge support', asyn
   const { stdout } = await run('npx', ['--no-install', 'patchd', 'doctor', '--buildkit-addr', buildkitd.address], { cwd: repoRoot });
   assert.match(stdout, /^buildkit unix:\/\/.*: v0\.32\.2, diff\/merge ok$/m);
   assert.match(stdout, /worker \S+: oci executor, overlayfs snapshotter, linux\/amd64/);
+  // Over TCP with mutual TLS, from the config file's buildkit section.
+  const tls = buildkitd.tcp!;
+  const config = join(work, 'doctor.yaml');
+  await writeFile(config, `buildkit: { address: "${tls.address}", tls: { caFile: "${tls.caFile}", certFile: "${tls.certFile}", keyFile: "${tls.keyFile}" } }\nregistries: {}\n`);
+  const overTls = await run('npx', ['--no-install', 'patchd', 'doctor', '--config', config], { cwd: repoRoot });
+  assert.match(overTls.stdout, /^buildkit tcp:\/\/127\.0\.0\.1:\d+: v0\.32\.2, diff\/merge ok$/m);
+  // Without a client certificate the daemon refuses the connection.
+  await writeFile(config, `buildkit: { address: "${tls.address}", tls: { caFile: "${tls.caFile}" } }\nregistries: {}\n`);
+  const noCert = await run('npx', ['--no-install', 'patchd', 'doctor', '--config', config], { cwd: repoRoot, allowFailure: true });
+  assert.equal(noCert.code, 1);
   const missing = await run('npx', ['--no-install', 'patchd', 'doctor', '--buildkit-addr', 'unix:///nonexistent/buildkitd.sock'], { cwd: repoRoot, allowFailure: true });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no BuildKit socket at \/nonexistent\/buildkitd\.sock/);

@@ -25,6 +25,8 @@ export interface BuildkitRun {
   readonly workDir: string;
   readonly logger: Logger;
   readonly onLog?: (line: string) => void;
+  /** A build step started (BuildKit's vertex name): for progress displays. */
+  readonly onStep?: (name: string) => void;
 }
 
 /**
@@ -44,9 +46,11 @@ export async function buildPatchLayer(run: BuildkitRun, build: (base: LlbState) 
   const session = openSession(run.client, { ...(run.keychain ? { keychain: run.keychain } : {}), exportTo: () => out, onError: (e) => { sessionError = e; } });
   const ref = `patchd-${session.id}`;
   const failedVertices: string[] = [];
+  const startedVertices = new Set<string>();
   const logTail: string[] = [];
   const status = run.client.status(ref, (update) => {
     for (const v of update.vertexes) {
+      if (v.started && !v.completed && !startedVertices.has(v.digest)) { startedVertices.add(v.digest); run.onStep?.(v.name); }
       if (v.error) failedVertices.push(`${v.name}: ${v.error}`);
       else if (v.completed) run.logger.debug({ vertex: v.name, cached: v.cached }, 'buildkit step done');
     }
