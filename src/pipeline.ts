@@ -200,10 +200,11 @@ async function patchPlatform(
     if (!deps.libraryIndex) throw new PipelineError('LIBRARY_INDEX_MISSING', 'library patching needs a package index to check fixed versions against');
     libraries = await planLibraryUpgrades({ findings, level: options.libraryPatchLevel ?? 'patch', index: deps.libraryIndex });
   }
-  // Language package managers run in the BuildKit executor, which this build does not drive yet.
-  const libraryFailures = libraries.upgrades.map((l) => ({ name: `${l.name} (${l.ecosystem})`, error: `${l.from} -> ${l.to} needs the BuildKit executor, which is not configured` }));
+  // Language package managers (pip, npm) are to run in the BuildKit executor; patchd does not drive them there yet.
+  const why = deps.buildkit ? 'library installs (pip, npm) through BuildKit are not implemented yet' : 'library upgrades need the BuildKit executor, which is not configured';
+  const libraryFailures = libraries.upgrades.map((l) => ({ name: `${l.name} (${l.ecosystem})`, error: `${l.from} -> ${l.to}: ${why}` }));
   if (libraryFailures.length > 0 && !options.ignoreErrors && !options.dryRun) {
-    throw new PipelineError('EXECUTOR_UNAVAILABLE', `library upgrades need the BuildKit executor, which is not configured: ${libraryFailures.map((f) => f.name).join(', ')} (use --ignore-errors to patch the rest)`);
+    throw new PipelineError('EXECUTOR_UNAVAILABLE', `${why}: ${libraryFailures.map((f) => f.name).join(', ')} (use --ignore-errors to patch the rest)`);
   }
   const libraryPlan = { libraries: libraries.upgrades, skipped: libraries.skipped };
   const emptyPlan: PatchPlan = { packages: [], heldBack: [], unavailable: [], ...libraryPlan };
