@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { parseParagraphs } from '../../src/build/deb/control.js';
-import { formatStatus, installedStanza, parseConffiles } from '../../src/build/deb/dpkg-database.js';
+import { DpkgDatabase, formatStatus, installedStanza, parseConffiles } from '../../src/build/deb/dpkg-database.js';
 
 const fixture = (name: string) => readFile(new URL(`../../fixtures/deb/${name}`, import.meta.url), 'utf8');
 
@@ -25,4 +25,19 @@ test('Essential: no is dropped and Essential: yes kept, as dpkg does', () => {
 test('obsolete conffiles keep their flag', () => {
   const stanza = installedStanza({ fields: [['Package', 'x'], ['Version', '1']] }, [{ path: '/etc/x', md5: 'abc', obsolete: true }]);
   assert.match(formatStatus([stanza]), /Conffiles:\n \/etc\/x abc obsolete\n/);
+});
+
+test('distroless status.d: every stanza file is read, dotted names included; md5sums files are not stanzas', async () => {
+  const files: Record<string, string> = {
+    'var/lib/dpkg/status.d/libapt-pkg6.0': 'Package: libapt-pkg6.0\nVersion: 2.6.1\nArchitecture: amd64\n',
+    'var/lib/dpkg/status.d/libapt-pkg6.0.md5sums': 'd41d8cd98f00b204e9800998ecf8427e  usr/lib/x86_64-linux-gnu/libapt-pkg.so.6.0.0\n',
+    'var/lib/dpkg/status.d/base-files': 'Package: base-files\nVersion: 12.4+deb12u15\nArchitecture: amd64\n',
+  };
+  const root = {
+    readFile: async (p: string) => (files[p] !== undefined ? Buffer.from(files[p]!) : undefined),
+    readdir: (p: string) => Object.keys(files).filter((f) => f.startsWith(`${p}/`)).map((f) => f.slice(p.length + 1)),
+  };
+  const db = await DpkgDatabase.read(root, { uid: () => undefined, gid: () => undefined });
+  assert.equal(db?.layout, 'status.d');
+  assert.deepEqual(db?.packages.map((p) => `${p.name} ${p.version}`).sort(), ['base-files 12.4+deb12u15', 'libapt-pkg6.0 2.6.1']);
 });
