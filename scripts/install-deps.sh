@@ -4,7 +4,8 @@
 #   system: docker-registry (local registry), skopeo, umoci (independent image
 #           tools for the tests), debootstrap (the bookworm fixture),
 #           apache2-utils (htpasswd for auth tests), xz-utils, ca-certificates, openssl,
-#           rpm + db5.3-util (rpm databases for the scanner's tests), git,
+#           rpm + db5.3-util + createrepo-c + dnf (rpm databases and repositories
+#           for the scanner and BuildKit tests), git, zip, curl,
 #           python3 + pip, golang-go (when no Go toolchain is on PATH),
 #           runc and buildkitd (built from the Go module proxy by
 #           scripts/build-buildkitd.sh) for the BuildKit executor's tests
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git runc)
+apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git runc createrepo-c dnf zip curl)
 
 missing=()
 missing_lang=()
