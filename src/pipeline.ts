@@ -3,39 +3,31 @@ import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { loadImageRepositories } from './build/deb/repository/for-image.js';
 import { DpkgDatabase, readUserDatabase } from './build/deb/dpkg-database.js';
-import { DebError } from './build/deb/errors.js';
-import { executeDebPlan } from './build/deb/executor.js';
-import { PatchdError } from './errors.js';
-import { ImageFilesystem } from './image/filesystem.js';
-import type { Layer } from './image/layer.js';
-import { createLayerBuilder } from './image/layer-builder.js';
-import { appendLayer, imageFromRegistry, withAnnotations, withConfigCreated, type Image } from './image/mutate.js';
+import { imageFromRegistry, type Image } from './image/mutate.js';
 import { parseManifest, type ImageIndex } from './image/types.js';
 import type { Logger } from './log.js';
 import { readAllBytes } from './stream-bytes.js';
 import type { RegistryClient } from './oci/client.js';
-import { gzipLayerMediaTypeFor, isIndexMediaType } from './oci/media-types.js';
+import { isIndexMediaType } from './oci/media-types.js';
 import { formatReference, withDigest, type Reference } from './oci/reference.js';
-import { resolveDebUpgrades } from './plan/deb-upgrades.js';
 import type { LibraryIndex } from './plan/library-index.js';
 import type { LibraryPatchLevel } from './plan/library-level.js';
 import { planLibraryUpgrades } from './plan/library-upgrades.js';
-import { debUpgradeRequest } from './plan/os-request.js';
-import type { PatchPlan, PlannedLibrary, PlannedPackage, SkippedPackage } from './plan/types.js';
+import type { PatchPlan, PlannedLibrary, SkippedPackage } from './plan/types.js';
 import type { BuildkitClient } from './build/buildkit/client.js';
-import { buildPatchLayer } from './build/buildkit/executor.js';
-import { aptInstall } from './build/buildkit/strategies/apt.js';
-import { patchDistrolessImage, patchRpmImage } from './build/buildkit/tooling-patch.js';
-import type { BuildkitRun } from './build/buildkit/executor.js';
 import type { Keychain } from './oci/keychain.js';
 import { Annotation } from './publish/annotations.js';
+import { PipelineError, type PlatformContext } from './pipeline/context.js';
+import { patchDebianPlatform } from './pipeline/debian.js';
+import { patchDistrolessPlatform } from './pipeline/distroless.js';
+import { patchRpmPlatform } from './pipeline/rpm.js';
 import { pushImage } from './publish/push.js';
 import { patchedTarget } from './publish/tags.js';
 import type { Inventory } from './scan/inventory/types.js';
-import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from './scan/scan.js';
+import { collectFindings, scanLayers, type AdvisorySources } from './scan/scan.js';
 import type { Finding } from './scan/types.js';
 
-export class PipelineError extends PatchdError {}
+export { PipelineError };
 
 export interface PatchDependencies {
   readonly client: RegistryClient;
@@ -212,184 +204,25 @@ async function patchPlatform(
 
   const users = await readUserDatabase(fs);
   const db = pkgTypes.os ? await DpkgDatabase.read(fs, users) : undefined;
-  if (!db && pkgTypes.os && inventory.packages.some((p) => p.ecosystem === 'rpm')) {
-    const osPackage = inventory.packages.find((p) => p.ecosystem === 'rpm')!;
-    const request = hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all' as const;
-    if (options.executor === 'inprocess' || !deps.buildkit) {
-      const why = options.executor === 'inprocess' ? 'RPM packages are installed by their package manager in the BuildKit executor, not in-process' : 'RPM packages need the BuildKit executor; no BuildKit daemon is configured (--buildkit-addr)';
-      if (!options.ignoreErrors) throw new PipelineError('EXECUTOR_UNAVAILABLE', why);
-      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: why, failed: failedLibraries }, bytesDownloaded: 0 };
-    }
-    if (options.dryRun) {
-      const what = request === 'all' ? 'every available update' : [...new Set(request.filter((f) => f.package.ecosystem === 'rpm').map((f) => f.package.name))].join(', ');
-      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `dry run: the BuildKit executor would upgrade ${what || 'nothing'} with the image's package manager`, failed: failedLibraries }, bytesDownloaded: 0 };
-    }
-    options.onProgress?.({ stage: 'build', detail: platform });
-    const result = await patchRpmImage({
-      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
-      fs, inventory, request, mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
-      ...(deps.buildkit.toolingImages?.rpm ? { toolingImage: deps.buildkit.toolingImages.rpm } : {}),
-    });
-    const rpmPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };
-    if (!result.layer) return { outcome: { platform, ...scanned, plan: rpmPlan, failed: failedLibraries }, bytesDownloaded: 0 };
-    const summary = result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ');
-    return {
-      outcome: { platform, ...scanned, plan: rpmPlan, failed: failedLibraries, executor: 'buildkit', layer: { digest: result.layer.digest, size: result.layer.size, diffId: result.layer.diffId } },
-      image: withPatchLayer(deps, options, image, result.layer, `patchd (buildkit, ${result.tool}): ${summary}`, ref, manifest.digest),
-      bytesDownloaded: 0,
-    };
-  }
+  const ctx: PlatformContext = { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, emptyPlan, libraryPlan, failedLibraries };
+  if (!db && pkgTypes.os && inventory.packages.some((p) => p.ecosystem === 'rpm')) return patchRpmPlatform(ctx);
   if (!db) {
     const skipped = pkgTypes.os ? 'no dpkg or rpm database (Debian-family packages are patched in-process, rpm-family through BuildKit)' : 'OS packages not selected (--pkg-types)';
     return { outcome: { platform, ...scanned, plan: emptyPlan, skipped, failed: failedLibraries }, bytesDownloaded: 0 };
   }
 
   const repositories = await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}) });
-  if (!repositories && db.layout === 'status.d' && deps.buildkit?.toolingImages?.deb && options.executor !== 'inprocess') {
-    // Distroless: no apt sources and no shell; a Debian tooling image's apt works on it through BuildKit.
-    const osPackage = inventory.packages.find((p) => p.ecosystem === 'debian');
-    const request = osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all' as const;
-    if (options.dryRun) {
-      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `dry run: the BuildKit executor would upgrade ${request === 'all' ? 'every package with a newer candidate' : 'the packages findings name'} with the tooling image's apt`, failed: failedLibraries }, bytesDownloaded: 0 };
-    }
-    options.onProgress?.({ stage: 'build', detail: platform });
-    const result = await patchDistrolessImage({
-      run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
-      inventory, request, toolingImage: deps.buildkit.toolingImages.deb, nativeArchitecture: (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture,
-      mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
-    });
-    const distrolessPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };
-    if (!result.layer) return { outcome: { platform, ...scanned, plan: distrolessPlan, failed: failedLibraries }, bytesDownloaded: 0 };
-    await verifyInstalled(result.layer, result.upgraded.map((u) => ({ name: u.name, architecture: u.architecture, version: u.to })), 'status.d');
-    return {
-      outcome: { platform, ...scanned, plan: distrolessPlan, failed: failedLibraries, executor: 'buildkit', layer: { digest: result.layer.digest, size: result.layer.size, diffId: result.layer.diffId } },
-      image: withPatchLayer(deps, options, image, result.layer, `patchd (buildkit, distroless): ${result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ')}`, ref, manifest.digest),
-      bytesDownloaded: 0,
-    };
-  }
+  if (!repositories && db.layout === 'status.d' && deps.buildkit?.toolingImages?.deb && options.executor !== 'inprocess') return patchDistrolessPlatform(ctx);
   if (!repositories) {
     const hint = db.layout === 'status.d' ? ' (a distroless image: give BuildKit a Debian tooling image, --tooling-image)' : '';
     return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `the image has no apt sources to take updates from${hint}`, failed: failedLibraries }, bytesDownloaded: 0 };
   }
-  const osPackage = inventory.packages.find((p) => p.class === 'os');
-  const request = debUpgradeRequest(osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all');
-  const plan: PatchPlan = { ...resolveDebUpgrades({ installed: db.packages, repositories, request }), ...libraryPlan };
-  logger.info({ platform, packages: plan.packages.map((p) => `${p.name} ${p.from} -> ${p.to}`), heldBack: plan.heldBack, unavailable: plan.unavailable, libraries: plan.libraries?.map((l) => `${l.name} ${l.from} -> ${l.to}`), skipped: plan.skipped }, 'plan');
-  if (plan.packages.length === 0 || options.dryRun) {
-    return { outcome: { platform, ...scanned, plan, failed: failedLibraries }, bytesDownloaded: repositories.stats.bytesDownloaded };
-  }
-
-  options.onProgress?.({ stage: 'build', detail: platform });
-  const executor = options.executor ?? 'auto';
-  if (executor === 'buildkit' && !deps.buildkit) throw new PipelineError('BUILDKIT_NOT_CONFIGURED', '--executor buildkit needs a BuildKit daemon (--buildkit-addr, or buildkit.address in the config)');
-  const viaBuildkit = async (): Promise<Built> => {
-    if (db.layout !== 'status') throw new PipelineError('EXECUTOR_UNSUPPORTED', 'distroless (status.d) images are not patched through BuildKit yet');
-    const arch = (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture;
-    const layer = await buildPatchLayer(
-      buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
-      (base) => aptInstall(base, plan.packages.map((p) => ({ name: p.name, version: p.to, architecture: p.architecture })), arch),
-      gzipLayerMediaTypeFor(manifest.mediaType),
-    );
-    return { layer, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'buildkit' };
-  };
-  const viaInProcess = async (ignoreErrors: boolean): Promise<Built | undefined> => {
-    const builder = createLayerBuilder({ tmpDir: workDir, mediaType: gzipLayerMediaTypeFor(manifest.mediaType) });
-    try {
-      const result = await executeDebPlan({
-        base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors, logger, debCacheDir: deps.cacheDir,
-        onProgress: (e) => options.onProgress?.({ stage: 'package', ...e }),
-      });
-      if (result.applied.length === 0 || (result.failed.length > 0 && deps.buildkit && executor === 'auto')) {
-        await builder.dispose();
-        return result.applied.length === 0 && !(deps.buildkit && executor === 'auto')
-          ? { applied: [], failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess' }
-          : undefined;
-      }
-      return { layer: await builder.write(), applied: result.applied, failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess' };
-    } catch (error) {
-      await builder.dispose();
-      if (error instanceof DebError && error.code === 'SCRIPTS_REQUIRED' && !deps.buildkit) {
-        throw new DebError('SCRIPTS_REQUIRED', `${error.message} (no BuildKit daemon is configured: --buildkit-addr)`, { cause: error });
-      }
-      throw error;
-    }
-  };
-  // auto: in-process; a package whose scripts patchd cannot stand in for sends the whole plan to BuildKit (one apt transaction, one layer).
-  let built: Built;
-  if (executor === 'buildkit') built = await viaBuildkit();
-  else {
-    const inProcess = await viaInProcess(options.ignoreErrors || (executor === 'auto' && deps.buildkit !== undefined));
-    if (inProcess) built = inProcess;
-    else {
-      logger.info({ platform }, 'some packages need their maintainer scripts run: building the patch layer with BuildKit');
-      built = await viaBuildkit();
-    }
-  }
-  const noBuildkit = executor !== 'buildkit' && !deps.buildkit ? ' (no BuildKit daemon is configured: --buildkit-addr)' : '';
-  const failed = [...built.failed.map((f) => ({ name: f.pkg.name, error: `${f.error.message}${f.error instanceof DebError && f.error.code === 'SCRIPTS_REQUIRED' ? noBuildkit : ''}` })), ...failedLibraries];
-  if (!built.layer) {
-    return { outcome: { platform, ...scanned, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: built.bytesDownloaded };
-  }
-  const layer = built.layer;
-
-  options.onProgress?.({ stage: 'verify', detail: platform });
-  await verifyInstalled(layer, built.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
-
-  const summary = built.applied.map((p) => `${p.name} ${p.from} -> ${p.to}`).join(', ');
-  return {
-    outcome: { platform, ...scanned, plan, failed, executor: built.executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
-    image: withPatchLayer(deps, options, image, layer, `patchd (${built.executor}): ${summary}`, ref, manifest.digest),
-    bytesDownloaded: built.bytesDownloaded,
-  };
+  return patchDebianPlatform(ctx, { db, users, repositories });
 }
 
-function buildkitRun(deps: PatchDependencies, ref: Reference, digest: string, image: Image, workDir: string, logger: Logger, options?: PatchOptions): BuildkitRun {
-  return {
-    onStep: (name) => options?.onProgress?.({ stage: 'build', detail: name }),
-    client: deps.buildkit!.client, ...(deps.buildkit!.keychain ? { keychain: deps.buildkit!.keychain } : {}),
-    baseRef: `${ref.registry}/${ref.repository}@${digest}`,
-    platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },
-    workDir, logger, onLog: (line) => logger.debug({ line }, 'buildkit'),
-  };
-}
 
-/** The original image plus one layer, with the base recorded by digest (never stacked: see ALREADY_PATCHED). */
-function withPatchLayer(deps: PatchDependencies, options: PatchOptions, image: Image, layer: Layer & { readonly diffId: string }, createdBy: string, ref: Reference, baseDigest: string): Image {
-  const now = (deps.now?.() ?? new Date()).toISOString();
-  let patched = appendLayer(image, layer, { created: now, created_by: createdBy, comment: 'patchd patch layer' });
-  patched = withConfigCreated(patched, now);
-  return withAnnotations(patched, {
-    [Annotation.baseName]: formatReference({ registry: ref.registry, repository: ref.repository, ...(options.image.tag ? { tag: options.image.tag } : {}) }),
-    [Annotation.baseDigest]: baseDigest,
-    [Annotation.created]: now,
-    [Annotation.patched]: 'true',
-  });
-}
 
-interface Built {
-  readonly layer?: Layer & { readonly diffId: string };
-  readonly applied: readonly PlannedPackage[];
-  readonly failed: readonly { readonly pkg: PlannedPackage; readonly error: Error }[];
-  readonly bytesDownloaded: number;
-  readonly executor: 'inprocess' | 'buildkit';
-}
 
-/** Re-reads the written layer (not our in-memory state) and checks every planned version landed. */
-async function verifyInstalled(
-  layer: Layer,
-  expected: readonly { name: string; architecture: string; version: string }[],
-  layout: 'status' | 'status.d',
-): Promise<void> {
-  const written = await ImageFilesystem.load([layer], { capture: (p) => p.startsWith('var/lib/dpkg/status') });
-  const db = await DpkgDatabase.read(written, { uid: () => undefined, gid: () => undefined });
-  if (!db) throw new DebError('VERIFY_FAILED', `the patch layer has no dpkg ${layout}`);
-  for (const want of expected) {
-    const got = db.get(want.name, want.architecture);
-    if (got?.version !== want.version) {
-      throw new DebError('VERIFY_FAILED', `${want.name}: expected ${want.version} after patching, found ${got?.version ?? 'nothing'}`);
-    }
-  }
-}
 
 function patchedIndex(index: ImageIndex, replaced: ReadonlyMap<string, { digest: string; size: number; mediaType: string }>, image: Reference, baseDigest: string, now: Date): ImageIndex {
   return {

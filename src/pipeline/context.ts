@@ -1,0 +1,79 @@
+import type { BuildkitRun } from '../build/buildkit/executor.js';
+import { DpkgDatabase } from '../build/deb/dpkg-database.js';
+import { DebError } from '../build/deb/errors.js';
+import { PatchdError } from '../errors.js';
+import { ImageFilesystem } from '../image/filesystem.js';
+import type { Layer } from '../image/layer.js';
+import { appendLayer, withAnnotations, withConfigCreated, type Image } from '../image/mutate.js';
+import type { Logger } from '../log.js';
+import { formatReference, type Reference } from '../oci/reference.js';
+import type { PatchPlan, PlannedLibrary, SkippedPackage } from '../plan/types.js';
+import { Annotation } from '../publish/annotations.js';
+import type { Inventory } from '../scan/inventory/types.js';
+import type { AdvisorySources } from '../scan/scan.js';
+import type { Finding } from '../scan/types.js';
+import type { PatchDependencies, PatchOptions, PlatformOutcome } from '../pipeline.js';
+
+export class PipelineError extends PatchdError {}
+
+/** What every per-family patch path of one platform shares: the image, its scan, and the plan so far. */
+export interface PlatformContext {
+  readonly deps: PatchDependencies;
+  readonly options: PatchOptions;
+  readonly ref: Reference;
+  readonly manifest: { readonly mediaType: string; readonly digest: string; readonly bytes: Buffer };
+  readonly image: Image;
+  readonly platform: string;
+  readonly workDir: string;
+  readonly fs: ImageFilesystem;
+  readonly inventory: Inventory;
+  readonly findings: readonly Finding[];
+  readonly advisories: AdvisorySources;
+  readonly scanned: Pick<PlatformOutcome, 'findings' | 'inventory'>;
+  /** The library part of the plan, for paths that patch no OS packages. */
+  readonly emptyPlan: PatchPlan;
+  readonly libraryPlan: { readonly libraries: readonly PlannedLibrary[]; readonly skipped: readonly SkippedPackage[] };
+  readonly failedLibraries: readonly { readonly name: string; readonly error: string }[];
+}
+
+export interface PlatformResult { readonly outcome: PlatformOutcome; readonly image?: Image; readonly bytesDownloaded: number }
+
+export function buildkitRun(deps: PatchDependencies, ref: Reference, digest: string, image: Image, workDir: string, logger: Logger, options?: PatchOptions): BuildkitRun {
+  return {
+    onStep: (name) => options?.onProgress?.({ stage: 'build', detail: name }),
+    client: deps.buildkit!.client, ...(deps.buildkit!.keychain ? { keychain: deps.buildkit!.keychain } : {}),
+    baseRef: `${ref.registry}/${ref.repository}@${digest}`,
+    platform: { architecture: image.config.architecture, os: image.config.os ?? 'linux', ...(image.config.variant ? { variant: image.config.variant } : {}) },
+    workDir, logger, onLog: (line) => logger.debug({ line }, 'buildkit'),
+  };
+}
+
+/** The original image plus one layer, with the base recorded by digest (never stacked: see ALREADY_PATCHED). */
+export function withPatchLayer(deps: PatchDependencies, options: PatchOptions, image: Image, layer: Layer & { readonly diffId: string }, createdBy: string, ref: Reference, baseDigest: string): Image {
+  const now = (deps.now?.() ?? new Date()).toISOString();
+  let patched = appendLayer(image, layer, { created: now, created_by: createdBy, comment: 'patchd patch layer' });
+  patched = withConfigCreated(patched, now);
+  return withAnnotations(patched, {
+    [Annotation.baseName]: formatReference({ registry: ref.registry, repository: ref.repository, ...(options.image.tag ? { tag: options.image.tag } : {}) }),
+    [Annotation.baseDigest]: baseDigest,
+    [Annotation.created]: now,
+    [Annotation.patched]: 'true',
+  });
+}
+
+/** Re-reads the written layer (not our in-memory state) and checks every planned version landed. */
+export async function verifyInstalled(
+  layer: Layer,
+  expected: readonly { name: string; architecture: string; version: string }[],
+  layout: 'status' | 'status.d',
+): Promise<void> {
+  const written = await ImageFilesystem.load([layer], { capture: (p) => p.startsWith('var/lib/dpkg/status') });
+  const db = await DpkgDatabase.read(written, { uid: () => undefined, gid: () => undefined });
+  if (!db) throw new DebError('VERIFY_FAILED', `the patch layer has no dpkg ${layout}`);
+  for (const want of expected) {
+    const got = db.get(want.name, want.architecture);
+    if (got?.version !== want.version) {
+      throw new DebError('VERIFY_FAILED', `${want.name}: expected ${want.version} after patching, found ${got?.version ?? 'nothing'}`);
+    }
+  }
+}
