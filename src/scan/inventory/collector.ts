@@ -157,7 +157,7 @@ export class InventoryCollector implements FileInspector {
       } finally {
         await handle.close();
       }
-      return rpmRecords(blobs, path);
+      return rpmRecords(blobs, path, this.warnings);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -186,7 +186,7 @@ export class InventoryCollector implements FileInspector {
           } finally {
             db.close();
           }
-          this.put(path, found.layerIndex, rpmRecords(blobs, path));
+          this.put(path, found.layerIndex, rpmRecords(blobs, path, this.warnings));
         } catch (error) {
           this.warnings.push(`${path}: ${(error as Error).message}`);
         } finally {
@@ -221,10 +221,13 @@ export class InventoryCollector implements FileInspector {
   }
 }
 
-function rpmRecords(blobs: readonly Buffer[], path: string): PackageRecord[] {
+/** One record per header; a damaged header costs only itself (and a warning), not the whole database. */
+function rpmRecords(blobs: readonly Buffer[], path: string, warnings: string[]): PackageRecord[] {
   const out: PackageRecord[] = [];
+  let damaged = 0;
   for (const blob of blobs) {
-    const h = parseRpmHeader(blob);
+    let h;
+    try { h = parseRpmHeader(blob); } catch { damaged++; continue; }
     if (h.name === 'gpg-pubkey') continue; // imported signing keys, not software
     const version = `${h.epoch ? `${h.epoch}:` : ''}${h.version}-${h.release}`;
     const source = h.sourceRpm ? splitSourceRpm(h.sourceRpm) : undefined;
@@ -233,6 +236,7 @@ function rpmRecords(blobs: readonly Buffer[], path: string): PackageRecord[] {
       sourceName: source?.name ?? h.name, sourceVersion: source?.version ?? version,
     });
   }
+  if (damaged > 0) warnings.push(`${path}: ${damaged} of ${blobs.length} package headers are damaged and were skipped`);
   return out;
 }
 

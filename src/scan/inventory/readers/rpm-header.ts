@@ -42,7 +42,8 @@ export function parseRpmHeader(blob: Buffer): RpmHeader {
   const name = values.get(Tag.name);
   const version = values.get(Tag.version);
   const release = values.get(Tag.release);
-  if (typeof name !== 'string' || typeof version !== 'string' || typeof release !== 'string') throw new Error('rpm header lacks name, version or release');
+  if (typeof name !== 'string' || typeof version !== 'string' || typeof release !== 'string' || !name || !version || !release) throw new Error('rpm header lacks name, version or release');
+  if (!/^[^\s/]+$/.test(name) || /\s/.test(version + release)) throw new Error(`rpm header has a malformed name or version (${JSON.stringify(name)} ${JSON.stringify(version)}-${JSON.stringify(release)})`);
   const epoch = values.get(Tag.epoch);
   const arch = values.get(Tag.arch);
   const sourceRpm = values.get(Tag.sourceRpm);
