@@ -7,6 +7,7 @@ import { startBuildkitd, type RunningBuildkitd } from '../harness/buildkitd.js';
 import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
 import { aptUpgradedRoot } from '../harness/oracle.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
+import { startPatchdServe } from '../harness/patchd-serve.js';
 import { run, run as run0 } from '../harness/tools.js';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
@@ -176,3 +177,45 @@ test('distroless (status.d, no apt, no shell) through a Debian tooling image: pa
   // No tooling leaks into the target: no shell came back, no apt state was written.
   assert.equal(await run0('test', ['-e', join(patched, 'bin/sh')], { allowFailure: true }).then((r) => r.code), 1);
 });
+
+test('patchd serve with a buildkit section: a pushed image is patched through BuildKit; a missing daemon stops start-up clearly', { timeout: 20 * 60_000 }, async () => {
+  const serveDir = join(work, 'serve');
+  await run0('mkdir', ['-p', serveDir]);
+  const config = (address: string) => () => [
+    `dataDir: ${JSON.stringify(join(serveDir, 'data'))}`,
+    `cacheDir: ${JSON.stringify(join(work, 'cache'))}`,
+    `buildkit: { address: "${address}" }`,
+    'registries:',
+    `  local: { url: "${registry.url}", webhookSecret: s3cret, credentials: { username: "${credentials.username}", password: "${credentials.password}" }, policy: { executor: buildkit, tagSuffix: -bk } }`,
+  ];
+  // No daemon at that address: patchd serve refuses to start and says why.
+  const broken = await run0('node', [join(repoRoot, 'bin/patchd.js'), 'serve', '--config', await writeServeConfig(serveDir, config('unix:///nonexistent/buildkitd.sock')())], { allowFailure: true });
+  assert.equal(broken.code, 1);
+  assert.match(broken.stderr, /no BuildKit socket at \/nonexistent\/buildkitd\.sock/);
+
+  const server = await startPatchdServe({ dir: serveDir, config: config(buildkitd.address) });
+  try {
+    const body = JSON.stringify({ events: [{ id: 'e1', timestamp: '2026-11-24T07:00:00Z', action: 'push', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: pushed.digest, size: 1, length: 1, repository: 'fixtures/bookworm', tag: 'main' }, request: { id: 'r', host: registry.host, method: 'PUT', useragent: 'test' }, actor: {}, source: { addr: registry.host, instanceID: 'i' } }] });
+    const answer = await fetch(`${server.url}/webhooks/distribution`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.docker.distribution.events.v2+json', authorization: 'Bearer s3cret' } });
+    assert.equal(answer.status, 202);
+    const { jobs } = await answer.json() as { jobs: { id: string }[] };
+    let job: { status: string; result?: { platforms: { executor?: string }[] }; lastError?: string } | undefined;
+    for (let i = 0; i < 600; i++) {
+      job = await (await fetch(`${server.url}/jobs/${jobs[0]!.id}`)).json() as typeof job;
+      if (job?.status === 'succeeded' || job?.status === 'dead') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(job?.status, 'succeeded', JSON.stringify(job));
+    assert.equal(job!.result!.platforms[0]!.executor, 'buildkit');
+    const tags = JSON.parse((await run0('skopeo', ['list-tags', '--tls-verify=false', '--creds', `${credentials.username}:${credentials.password}`, `docker://${registry.host}/fixtures/bookworm`])).stdout) as { Tags: string[] };
+    assert.ok(tags.Tags.includes('main-bk'), JSON.stringify(tags));
+  } finally {
+    server.child.kill('SIGTERM');
+  }
+});
+
+async function writeServeConfig(dir: string, lines: string[]): Promise<string> {
+  const path = join(dir, 'broken.yaml');
+  await writeFile(path, ['server: { host: 127.0.0.1, port: 0 }', ...lines].join('\n'));
+  return path;
+}
