@@ -48,7 +48,7 @@ test('scan --format json: OS and library findings from the OSV records, with pur
   assert.ok(r.packages > 150, `${r.packages} packages`);
   const ids = (name: string) => r.findings.filter((f) => f.package.name === name).map((f) => f.id).sort();
   assert.equal(ids('libssl3').length, 12);
-  assert.deepEqual(ids('minimist'), ['GHSA-xvch-5gv4-984h']);
+  assert.deepEqual(ids('minimist'), ['GHSA-vh95-rmgr-6w4m', 'GHSA-xvch-5gv4-984h']);
   assert.deepEqual(ids('golang.org/x/text'), ['GO-2021-0113', 'GO-2022-1059']);
   assert.equal(ids('urllib3').length, 6, 'three advisories, two installs (site-packages and venv)');
   const gx = r.findings.find((f) => f.package.name === 'golang.org/x/text')!;
@@ -96,7 +96,7 @@ test('patch --dry-run with OSV data: OS upgrades only for findings; library plan
   assert.match(stdout, /dry run: nothing pushed/);
 
   const minor = (await patchd(['patch', '-i', image, '--dry-run', '--advisories', osv, '--pkg-types', 'library', '--library-patch-level', 'minor', '--cache-dir', join(work, 'cache')])).stdout;
-  assert.match(minor, /^minimist \(npm, srv\/app\) 0\.0\.8 -> 0\.2\.4 {2}\(GHSA-xvch-5gv4-984h\)$/m);
+  assert.match(minor, /^minimist \(npm, srv\/app\) 0\.0\.8 -> 0\.2\.4 {2}\(GHSA-vh95-rmgr-6w4m, GHSA-xvch-5gv4-984h\)$/m);
   assert.match(minor, /^urllib3 \(pypi, opt\/app\/venv\/lib\/python3\.11\/site-packages\) 2\.0\.5 -> 2\.2\.2 {2}/m);
   assert.doesNotMatch(minor, /^libssl3 /m, '--pkg-types library leaves OS packages alone');
 });

@@ -53,9 +53,9 @@ test('Python, Node, Go and .NET findings for deliberately old versions match the
   const findings = matchOsv(inventory.packages, inventory.os, await OsvDatabase.load([osvDir]));
   assert.deepEqual(summary(findings, 'urllib3', '1.26.5'), ['GHSA-34jh-p97f-mpxf 1.26.19,2.2.2', 'GHSA-g4mx-q9vg-27p4 1.26.18,2.0.7', 'GHSA-v845-jxx5-vc9f 1.26.17,2.0.6']);
   assert.deepEqual(summary(findings, 'urllib3', '2.0.5'), ['GHSA-34jh-p97f-mpxf 2.2.2', 'GHSA-g4mx-q9vg-27p4 2.0.7', 'GHSA-v845-jxx5-vc9f 2.0.6']);
-  assert.deepEqual(summary(findings, 'requests'), ['GHSA-j8r2-6x86-q33q 2.31.0']);
+  assert.deepEqual(summary(findings, 'requests'), ['GHSA-9wx4-h78v-vm56 2.32.0', 'GHSA-j8r2-6x86-q33q 2.31.0']);
   assert.deepEqual(summary(findings, 'certifi'), ['GHSA-xqr8-7jwr-rhp7 2023.07.22']);
-  assert.deepEqual(summary(findings, 'minimist'), ['GHSA-xvch-5gv4-984h 0.2.4,1.2.6']);
+  assert.deepEqual(summary(findings, 'minimist'), ['GHSA-vh95-rmgr-6w4m 0.2.1,1.2.3', 'GHSA-xvch-5gv4-984h 0.2.4,1.2.6']);
   assert.deepEqual(summary(findings, 'lodash'), ['GHSA-35jh-r3h4-6jhm 4.17.21']);
   assert.deepEqual(summary(findings, 'golang.org/x/text'), ['GO-2021-0113 v0.3.7', 'GO-2022-1059 v0.3.8']);
   assert.deepEqual(summary(findings, 'Newtonsoft.Json'), ['GHSA-5crp-9r3c-p9vr 13.0.1']);
@@ -70,7 +70,7 @@ test('OSV all.zip archives load like directories', async () => {
     await run('sh', ['-c', `cd '${join(osvDir, 'PyPI')}' && zip -q -X '${join(work.path, 'all.zip')}' *.json`]);
     const fromZip = await OsvDatabase.load([join(work.path, 'all.zip')]);
     const fromDir = await OsvDatabase.load([join(osvDir, 'PyPI')]);
-    assert.equal(fromZip.recordCount, 5);
+    assert.equal(fromZip.recordCount, 6);
     assert.deepEqual(fromZip.lookup('PyPI', 'URLLIB3'), fromDir.lookup('PyPI', 'urllib3'));
     await run('sh', ['-c', `head -c 100 '${join(work.path, 'all.zip')}' > '${join(work.path, 'broken.zip')}'`]);
     await assert.rejects(OsvDatabase.load([join(work.path, 'broken.zip')]), /broken\.zip: not a zip file/);

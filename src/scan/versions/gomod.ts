@@ -1,7 +1,11 @@
 import { invalid } from './errors.js';
 
-/** golang.org/x/mod/semver: vMAJOR[.MINOR[.PATCH]][-prerelease][+build]; shorthands v1 and v1.2 mean v1.0.0 and v1.2.0. */
-export interface GoVersion { readonly major: number; readonly minor: number; readonly patch: number; readonly prerelease: readonly string[] }
+/**
+ * golang.org/x/mod/semver: vMAJOR[.MINOR[.PATCH]][-prerelease][+build]; the shorthands v1 and v1.2 mean
+ * v1.0.0 and v1.2.0 (and take no pre-release or build). Numbers stay decimal strings, as in x/mod, so
+ * v1.2.99999999999999999 still orders below v1.2.100000000000000000.
+ */
+export interface GoVersion { readonly major: string; readonly minor: string; readonly patch: string; readonly prerelease: readonly string[] }
 
 const pattern = /^v(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?)?)?$/;
 
@@ -11,19 +15,43 @@ export function parseGoVersion(input: string): GoVersion {
   const prerelease = m[4]?.split('.') ?? [];
   // Numeric identifiers must not have leading zeros (semver 2.0, which x/mod enforces).
   if (prerelease.some((p) => /^0[0-9]+$/.test(p))) throw invalid('Go module', input);
-  return { major: Number(m[1]), minor: Number(m[2] ?? 0), patch: Number(m[3] ?? 0), prerelease };
+  return { major: m[1]!, minor: m[2] ?? '0', patch: m[3] ?? '0', prerelease };
 }
 
-/** Pseudo-versions (v0.0.0-20191109021931-daa7c04131f5 and friends) are pre-releases, so they order as such. */
+export function isValidGoVersion(v: string): boolean {
+  try {
+    parseGoVersion(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// module.IsPseudoVersion's pattern (golang.org/x/mod/module/pseudo.go).
+const pseudo = /^v[0-9]+\.(0\.0-|\d+\.\d+-([^+]*\.)?0\.)\d{14}-[A-Za-z0-9]+(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+
+/**
+ * module.IsPseudoVersion: vX.0.0-yyyymmddhhmmss-abcdef123456 and the forms built on a tag
+ * (vX.Y.(Z+1)-0.yyyymmddhhmmss-... and vX.Y.Z-pre.0.yyyymmddhhmmss-...). They are ordinary
+ * pre-releases, so they order as such: after the tag they were built on, before the next release.
+ */
 export function isPseudoVersion(v: string): boolean {
-  return /^v[0-9]+\.(0\.0-|\d+\.\d+-([^+]*\.)?0\.)\d{14}-[A-Za-z0-9]+(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/.test(v);
+  return (v.match(/-/g)?.length ?? 0) >= 2 && isValidGoVersion(v) && pseudo.test(v);
 }
 
+// x/mod's compareInt: decimal strings without leading zeros, by length and then digits.
+function compareInt(x: string, y: string): number {
+  if (x === y) return 0;
+  if (x.length !== y.length) return x.length < y.length ? -1 : 1;
+  return x < y ? -1 : 1;
+}
+
+/** semver.Compare, except that an invalid version is refused instead of sorting below every valid one. */
 export function compareGoVersions(a: string, b: string): number {
   const x = parseGoVersion(a);
   const y = parseGoVersion(b);
-  for (const k of ['major', 'minor', 'patch'] as const) if (x[k] !== y[k]) return x[k] < y[k] ? -1 : 1;
-  return comparePrerelease(x.prerelease, y.prerelease);
+  return compareInt(x.major, y.major) || compareInt(x.minor, y.minor) || compareInt(x.patch, y.patch)
+    || comparePrerelease(x.prerelease, y.prerelease);
 }
 
 /** semver 2.0 §11: no pre-release > any; identifiers numeric (by value) < alphanumeric (ASCII); more identifiers win ties. */

@@ -4,7 +4,7 @@ import { compareGoVersions, parseGoVersion } from './gomod.js';
 import { compareNpmVersions, npmParts } from './npm.js';
 import { compareNuGetVersions, parseNuGetVersion } from './nuget.js';
 import { comparePep440, parsePep440 } from './pep440.js';
-import { compareRpmVersions } from './rpm.js';
+import { compareRpmEvrLoose } from './rpm.js';
 
 /** The version schemes patchd orders: three distribution families and four language ecosystems. */
 export type Ecosystem = 'debian' | 'alpine' | 'rpm' | 'pypi' | 'npm' | 'go' | 'nuget';
@@ -12,7 +12,8 @@ export type Ecosystem = 'debian' | 'alpine' | 'rpm' | 'pypi' | 'npm' | 'go' | 'n
 const comparators: Record<Ecosystem, (a: string, b: string) => number> = {
   debian: compareDpkgVersions,
   alpine: compareApkVersions,
-  rpm: compareRpmVersions,
+  // Advisories often name a fix by version alone; rpm's dependency matching ignores a release only one side has.
+  rpm: compareRpmEvrLoose,
   pypi: comparePep440,
   npm: compareNpmVersions,
   go: compareGoVersions,
@@ -35,7 +36,7 @@ export function versionParts(ecosystem: Ecosystem, v: string): { major: number; 
       case 'npm': return npmParts(v);
       case 'go': {
         const g = parseGoVersion(v);
-        return { major: g.major, minor: g.minor, patch: g.patch };
+        return { major: Number(g.major), minor: Number(g.minor), patch: Number(g.patch) };
       }
       case 'nuget': {
         const p = parseNuGetVersion(v).parts;

@@ -1,13 +1,19 @@
 import semver from 'semver';
 import { invalid } from './errors.js';
 
-/** npm's own ordering (node-semver), with loose parsing as npm applies to installed package.json versions. */
+/**
+ * npm's own ordering, by node-semver itself. Loose parsing, because that is how npm reads the versions
+ * in installed package.json files ("v1.2.3", "=1.2.3", "01.02.03", "1.2.3foo").
+ */
+export function parseNpmVersion(v: string): semver.SemVer {
+  const parsed = semver.parse(v, { loose: true });
+  if (!parsed) throw invalid('npm', v);
+  return parsed;
+}
+
+/** semver.compare: build metadata is ignored, a pre-release sorts before its release. */
 export function compareNpmVersions(a: string, b: string): number {
-  const x = semver.parse(a, { loose: true });
-  const y = semver.parse(b, { loose: true });
-  if (!x) throw invalid('npm', a);
-  if (!y) throw invalid('npm', b);
-  return semver.compare(x, y);
+  return semver.compare(parseNpmVersion(a), parseNpmVersion(b));
 }
 
 export function npmParts(v: string): { major: number; minor: number; patch: number } | undefined {

@@ -9,7 +9,7 @@ const alpha = /[A-Za-z]/;
  * separators ignored, numbers beat letters, '~' sorts before everything (even
  * the end), '^' after the end but before anything else.
  */
-export function rpmvercmp(a: string, b: string): number {
+function rpmvercmp(a: string, b: string): number {
   if (a === b) return 0;
   let i = 0;
   let j = 0;
@@ -54,21 +54,46 @@ export function rpmvercmp(a: string, b: string): number {
   return i >= a.length ? -1 : 1;
 }
 
+/** rpmvercmp on two bare version (or release) strings; no epoch or release is split off. */
+export function compareRpmVersions(a: string, b: string): number {
+  return rpmvercmp(a, b);
+}
+
 export interface Evr { readonly epoch: number; readonly version: string; readonly release?: string }
 
-/** `[epoch:]version[-release]`; the release is whatever follows the last '-'. */
+/** `[epoch:]version[-release]` (rpmverParse): the epoch is the digits before ':', the release whatever follows the last '-'. */
 export function parseEvr(input: string): Evr {
   const m = /^(?:(\d+):)?([^:\s-][^:\s]*?)(?:-([^:\s-]+))?$/.exec(input.trim());
   if (!m) throw invalid('rpm', input);
   return { epoch: m[1] ? Number(m[1]) : 0, version: m[2]!, ...(m[3] !== undefined ? { release: m[3] } : {}) };
 }
 
-/** Epoch, then version, then release — the release only when both sides have one (a fix named "1.2.3" covers every 1.2.3-N). */
-export function compareRpmVersions(a: string, b: string): number {
+function compareEvr(a: string, b: string, releaseOnlyIfBoth: boolean): number {
   const x = parseEvr(a);
   const y = parseEvr(b);
   if (x.epoch !== y.epoch) return x.epoch < y.epoch ? -1 : 1;
   const v = rpmvercmp(x.version, y.version);
-  if (v !== 0 || x.release === undefined || y.release === undefined) return v;
+  if (v !== 0) return v;
+  if (x.release === undefined || y.release === undefined) {
+    if (releaseOnlyIfBoth || x.release === y.release) return 0;
+    return x.release === undefined ? -1 : 1;
+  }
   return rpmvercmp(x.release, y.release);
+}
+
+/**
+ * rpmverCmp, which `rpm.vercmp` and `rpm --eval` use: a missing epoch is 0 and
+ * a missing release sorts before any release (1.0 < 1.0-1).
+ */
+export function compareRpmEvr(a: string, b: string): number {
+  return compareEvr(a, b, false);
+}
+
+/**
+ * rpmverOverlap's reading, as dependency and advisory matching use it: the
+ * release counts only when both sides have one, so a fix named "1.2.3"
+ * covers every 1.2.3-N.
+ */
+export function compareRpmEvrLoose(a: string, b: string): number {
+  return compareEvr(a, b, true);
 }
