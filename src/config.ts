@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { PatchdError } from './errors.js';
+import { PatchdError } from './lib/errors.js';
 
 export class ConfigError extends PatchdError {}
 

@@ -5,22 +5,22 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { createApp } from './app/app.js';
-import { Metrics } from './app/metrics.js';
+import { Metrics } from './lib/metrics.js';
 import { loadConfig, type Config } from './config.js';
-import { PatchdError } from './errors.js';
+import { PatchdError } from './lib/errors.js';
 import { openSqliteQueue } from './queue/sqlite.js';
 import { startWorker } from './worker.js';
 import { pino } from 'pino';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, type Logger } from './lib/log.js';
 import { createRegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, multiKeychain, staticKeychain } from './oci/keychain.js';
 import { parseReference } from './oci/reference.js';
-import { patchImage, type PatchOutcome, type ProgressEvent } from './pipeline.js';
+import { patchImage, type PatchOutcome, type ProgressEvent } from './pipeline/patch-image.js';
 import { httpLibraryIndex } from './plan/library-index.js';
 import { loadAdvisories, parsePatchLevel, parsePkgTypes, readReport } from './cli/report.js';
 import { scanCommand, scanUsage, UsageError } from './cli/scan.js';
-import { BuildkitClient } from './build/buildkit/client.js';
-import { checkDaemon } from './build/buildkit/doctor.js';
+import { BuildkitClient } from './executors/buildkit/client.js';
+import { checkDaemon } from './executors/buildkit/doctor.js';
 
 const usage = `patchd — patch container images without rebuilding them
 

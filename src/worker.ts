@@ -1,13 +1,13 @@
 import type { Dispatcher } from 'undici';
-import type { Metrics } from './app/metrics.js';
+import type { Metrics } from './lib/metrics.js';
 import type { Config } from './config.js';
-import { PatchdError } from './errors.js';
-import type { Logger } from './log.js';
+import { PatchdError } from './lib/errors.js';
+import type { Logger } from './lib/log.js';
 import { createRegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
-import { patchImage } from './pipeline.js';
+import { patchImage } from './pipeline/patch-image.js';
 import type { LibraryIndex } from './plan/library-index.js';
-import type { BuildkitClient } from './build/buildkit/client.js';
+import type { BuildkitClient } from './executors/buildkit/client.js';
 import type { AdvisorySources } from './scan/scan.js';
 import { fetchHarborReport } from './scan/sources/harbor.js';
 import type { OsvDatabase } from './scan/sources/osv.js';

@@ -3,12 +3,12 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { z } from 'zod';
 import { registryForHost, repositoryAllowed, type Config } from '../config.js';
-import { PatchdError } from '../errors.js';
-import { isOwnOutput } from '../events.js';
-import type { Logger } from '../log.js';
+import { PatchdError } from '../lib/errors.js';
+import { isOwnOutput } from './webhooks/events.js';
+import type { Logger } from '../lib/log.js';
 import { groupCommit } from '../queue/group-commit.js';
 import type { JobQueue } from '../queue/types.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../lib/metrics.js';
 import { isWebhookSource, receivers } from './webhooks/receive.js';
 
 export interface AppDependencies {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { request, type Dispatcher } from 'undici';
-import { PatchdError } from '../errors.js';
-import { readAllBytes } from '../stream-bytes.js';
+import { PatchdError } from '../lib/errors.js';
+import { readAllBytes } from '../lib/streams.js';
 import type { AdvisorySources } from '../scan/scan.js';
 import { OsvDatabase } from '../scan/sources/osv.js';
 

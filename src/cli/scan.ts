@@ -1,11 +1,11 @@
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Agent } from 'undici';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
 import { parseReference } from '../oci/reference.js';
 import { formatJson, formatSarif, formatTable } from '../scan/format.js';
-import { scanImage } from '../scan/image-scan.js';
+import { scanImage } from '../pipeline/scan-image.js';
 import { loadAdvisories, readReport } from './report.js';
 
 export const scanUsage = `Options for scan:

@@ -1,4 +1,4 @@
-import { PatchdError } from '../errors.js';
+import { PatchdError } from '../lib/errors.js';
 
 /**
  * Image reading and writing errors. Codes: MANIFEST_INVALID, CONFIG_INVALID,

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import type { Logger } from '../log.js';
-import { readAllBytes as collect } from '../stream-bytes.js';
+import type { Logger } from '../lib/log.js';
+import { readAllBytes as collect } from '../lib/streams.js';
 import { ImageError } from './errors.js';
 import { defaultDecompressLimits, openLayerTar, type DecompressLimits, type Layer } from './layer.js';
 import { baseName, normaliseEntryPath, parentOf } from './tar-path.js';

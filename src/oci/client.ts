@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/log.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { errorFromResponse, OciError } from './errors.js';
 import type { Credentials, Keychain } from './keychain.js';

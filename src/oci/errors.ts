@@ -1,4 +1,4 @@
-import { PatchdError } from '../errors.js';
+import { PatchdError } from '../lib/errors.js';
 
 export interface RegistryErrorBody {
   readonly code: string;

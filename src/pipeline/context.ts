@@ -1,18 +1,18 @@
-import type { BuildkitRun } from '../build/buildkit/executor.js';
-import { DpkgDatabase } from '../build/deb/dpkg-database.js';
-import { DebError } from '../build/deb/errors.js';
-import { PatchdError } from '../errors.js';
+import type { BuildkitRun } from '../executors/buildkit/executor.js';
+import { DpkgDatabase } from '../distro/deb/dpkg-database.js';
+import { DebError } from '../distro/deb/errors.js';
+import { PatchdError } from '../lib/errors.js';
 import { ImageFilesystem } from '../image/filesystem.js';
 import type { Layer } from '../image/layer.js';
 import { appendLayer, withAnnotations, withConfigCreated, type Image } from '../image/mutate.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/log.js';
 import { formatReference, type Reference } from '../oci/reference.js';
 import type { PatchPlan, PlannedLibrary, SkippedPackage } from '../plan/types.js';
 import { Annotation } from '../publish/annotations.js';
 import type { Inventory } from '../scan/inventory/types.js';
 import type { AdvisorySources } from '../scan/scan.js';
 import type { Finding } from '../scan/types.js';
-import type { PatchDependencies, PatchOptions, PlatformOutcome } from '../pipeline.js';
+import type { PatchDependencies, PatchOptions, PlatformOutcome } from './types.js';
 
 export class PipelineError extends PatchdError {}
 

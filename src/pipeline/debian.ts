@@ -1,9 +1,9 @@
-import { buildPatchLayer } from '../build/buildkit/executor.js';
-import { aptInstall } from '../build/buildkit/strategies/apt.js';
-import type { DpkgDatabase, UserDatabase } from '../build/deb/dpkg-database.js';
-import { DebError } from '../build/deb/errors.js';
-import { executeDebPlan } from '../build/deb/executor.js';
-import type { AptRepositories } from '../build/deb/repository/index.js';
+import { buildPatchLayer } from '../executors/buildkit/executor.js';
+import { aptInstall } from '../executors/buildkit/strategies/apt.js';
+import type { DpkgDatabase, UserDatabase } from '../distro/deb/dpkg-database.js';
+import { DebError } from '../distro/deb/errors.js';
+import { executeDebPlan } from '../executors/deb/executor.js';
+import type { AptRepositories } from '../distro/deb/repository/index.js';
 import type { Layer } from '../image/layer.js';
 import { createLayerBuilder } from '../image/layer-builder.js';
 import { gzipLayerMediaTypeFor } from '../oci/media-types.js';

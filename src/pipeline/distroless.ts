@@ -1,4 +1,4 @@
-import { patchDistrolessImage } from '../build/buildkit/tooling-patch.js';
+import { patchDistrolessImage } from '../executors/buildkit/tooling-patch.js';
 import { gzipLayerMediaTypeFor } from '../oci/media-types.js';
 import type { PatchPlan } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';

@@ -1,7 +1,7 @@
-import { field, parseRelations, type Relation } from '../build/deb/control.js';
-import type { InstalledPackage } from '../build/deb/dpkg-database.js';
-import type { AptRepositories, PackageCandidate } from '../build/deb/repository/index.js';
-import { compareDpkgVersions, satisfiesDpkgRelation } from '../scan/versions/dpkg.js';
+import { field, parseRelations, type Relation } from '../distro/deb/control.js';
+import type { InstalledPackage } from '../distro/deb/dpkg-database.js';
+import type { AptRepositories, PackageCandidate } from '../distro/deb/repository/index.js';
+import { compareDpkgVersions, satisfiesDpkgRelation } from '../versions/dpkg.js';
 import type { HeldBackPackage, PatchPlan, PlannedPackage, UnavailableFix } from './types.js';
 
 /** What to upgrade: everything with a newer version (Copa's no-report mode), or named packages with a minimum version. */

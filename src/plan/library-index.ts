@@ -1,7 +1,7 @@
 import { request, type Dispatcher } from 'undici';
-import { PatchdError } from '../errors.js';
-import { readAllBytes } from '../stream-bytes.js';
-import { compareVersions, type Ecosystem } from '../scan/versions/index.js';
+import { PatchdError } from '../lib/errors.js';
+import { readAllBytes } from '../lib/streams.js';
+import { compareVersions, type Ecosystem } from '../versions/index.js';
 
 export class LibraryIndexError extends PatchdError {}
 

@@ -1,4 +1,4 @@
-import { compareVersions, versionParts, type Ecosystem } from '../scan/versions/index.js';
+import { compareVersions, versionParts, type Ecosystem } from '../versions/index.js';
 
 /** How far a library may move: the seeds' --library-patch-level. */
 export type LibraryPatchLevel = 'patch' | 'minor' | 'major';

@@ -1,6 +1,6 @@
 import type { InstalledPackage } from '../scan/inventory/types.js';
 import type { Finding } from '../scan/types.js';
-import { compareVersions } from '../scan/versions/index.js';
+import { compareVersions } from '../versions/index.js';
 import { LibraryIndexError, type LibraryIndex } from './library-index.js';
 import { combineChoices, type LibraryPatchLevel } from './library-level.js';
 import type { PlannedLibrary, SkippedPackage } from './types.js';

@@ -1,5 +1,5 @@
 import type { Finding } from '../scan/types.js';
-import { compareVersions } from '../scan/versions/index.js';
+import { compareVersions } from '../versions/index.js';
 import type { UpgradeRequest } from './deb-upgrades.js';
 
 /**

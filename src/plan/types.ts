@@ -1,5 +1,5 @@
-import type { PackageCandidate } from '../build/deb/repository/index.js';
-import type { Ecosystem } from '../scan/versions/index.js';
+import type { PackageCandidate } from '../distro/deb/repository/index.js';
+import type { Ecosystem } from '../versions/index.js';
 
 /** One package the patch will replace, and why. */
 export interface PlannedPackage {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Descriptor } from '../image/types.js';
 import type { Image } from '../image/mutate.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
 import type { Reference } from '../oci/reference.js';
 

@@ -1,5 +1,5 @@
 import { parseReference, withTag, type Reference } from '../oci/reference.js';
-import { PatchdError } from '../errors.js';
+import { PatchdError } from '../lib/errors.js';
 
 export class PublishError extends PatchdError {}
 

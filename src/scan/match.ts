@@ -1,7 +1,7 @@
 import type { InstalledPackage, OsInfo } from './inventory/types.js';
 import type { OsvAffected, OsvDatabase, OsvEvent } from './sources/osv.js';
 import { normaliseSeverity, type Finding } from './types.js';
-import { compareVersions, type Ecosystem } from './versions/index.js';
+import { compareVersions, type Ecosystem } from '../versions/index.js';
 
 /** The OSV ecosystem (or prefix of it) advisories for this package are filed under; undefined when OSV has none. */
 export function osvEcosystemFor(pkg: InstalledPackage, os: OsInfo | undefined): string | undefined {

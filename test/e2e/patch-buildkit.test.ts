@@ -11,9 +11,9 @@ import { startPatchdServe } from '../harness/patchd-serve.js';
 import { run, run as run0 } from '../harness/tools.js';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { BuildkitClient } from '../../src/build/buildkit/client.js';
-import { buildPatchLayer } from '../../src/build/buildkit/executor.js';
-import { createLogger } from '../../src/log.js';
+import { BuildkitClient } from '../../src/executors/buildkit/client.js';
+import { buildPatchLayer } from '../../src/executors/buildkit/executor.js';
+import { createLogger } from '../../src/lib/log.js';
 import { staticKeychain, type Keychain } from '../../src/oci/keychain.js';
 import { compareTrees, volatilePaths } from '../harness/tree-compare.js';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { diff, image, marshal, merge, scratchFile } from '../../src/build/buildkit/llb.js';
-import { aptInstall } from '../../src/build/buildkit/strategies/apt.js';
-import { ProtoReader, ProtoWriter } from '../../src/build/buildkit/proto/wire.js';
+import { diff, image, marshal, merge, scratchFile } from '../../src/executors/buildkit/llb.js';
+import { aptInstall } from '../../src/executors/buildkit/strategies/apt.js';
+import { ProtoReader, ProtoWriter } from '../../src/executors/buildkit/proto/wire.js';
 import { run } from '../harness/tools.js';
 
 // patchd writes BuildKit's protobuf messages by hand: BuildKit's own buildctl

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
 import tar from 'tar-stream';
 import { Agent } from 'undici';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/lib/log.js';
 import { createRegistryClient } from '../../src/oci/client.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/oci/reference.js';

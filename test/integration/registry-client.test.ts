@@ -11,7 +11,7 @@ import { OciError } from '../../src/oci/errors.js';
 import { staticKeychain } from '../../src/oci/keychain.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/oci/reference.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/lib/log.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
 import { freePort, run, tmpDir, type TempDir } from '../harness/tools.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseRpmHeader } from '../../src/scan/inventory/readers/rpm-header.js';
+import { parseRpmHeader } from '../../src/distro/rpm/header.js';
 import { scanLayers } from '../../src/scan/scan.js';
 import { appLayersDir } from '../harness/fixture-image.js';
 import { layerFromEntries, type TarEntry } from '../harness/layers.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseParagraphs, field, formatParagraph } from '../../src/build/deb/control.js';
+import { parseParagraphs, field, formatParagraph } from '../../src/distro/deb/control.js';
 import { scanLayers } from '../../src/scan/scan.js';
 import type { Inventory } from '../../src/scan/inventory/types.js';
 import { appLayersDir, bookwormRootfsTar } from '../harness/fixture-image.js';

@@ -5,9 +5,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { serve } from '@hono/node-server';
 import { after, test } from 'node:test';
 import { createApp } from '../../src/app/app.js';
-import { Metrics } from '../../src/app/metrics.js';
+import { Metrics } from '../../src/lib/metrics.js';
 import { loadConfig } from '../../src/config.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/lib/log.js';
 import { openSqliteQueue } from '../../src/queue/sqlite.js';
 import { freePort } from '../harness/tools.js';
 

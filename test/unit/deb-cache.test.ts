@@ -4,8 +4,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
-import { fetchDeb } from '../../src/build/deb/deb-cache.js';
-import type { AptRepositories, PackageCandidate } from '../../src/build/deb/repository/index.js';
+import { fetchDeb } from '../../src/executors/deb/deb-cache.js';
+import type { AptRepositories, PackageCandidate } from '../../src/distro/deb/repository/index.js';
 import { verifyingStream } from '../../src/oci/verify.js';
 import { tmpDir } from '../harness/tools.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { certificateFingerprint, pemCertificates, subjectNameHash } from '../../src/build/deb/scripts/openssl-subject-hash.js';
+import { certificateFingerprint, pemCertificates, subjectNameHash } from '../../src/executors/deb/scripts/openssl-subject-hash.js';
 import { run } from '../harness/tools.js';
 
 // The real openssl is the oracle: every certificate Debian ships on this machine.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { residualStatements } from '../../src/build/deb/scripts/analyze.js';
+import { residualStatements } from '../../src/executors/deb/scripts/analyze.js';
 
 const fixture = (name: string) => readFile(new URL(`../../fixtures/deb/${name}`, import.meta.url), 'utf8');
 

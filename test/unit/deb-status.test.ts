@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { parseParagraphs } from '../../src/build/deb/control.js';
-import { DpkgDatabase, formatStatus, installedStanza, parseConffiles } from '../../src/build/deb/dpkg-database.js';
+import { parseParagraphs } from '../../src/distro/deb/control.js';
+import { DpkgDatabase, formatStatus, installedStanza, parseConffiles } from '../../src/distro/deb/dpkg-database.js';
 
 const fixture = (name: string) => readFile(new URL(`../../fixtures/deb/${name}`, import.meta.url), 'utf8');
 

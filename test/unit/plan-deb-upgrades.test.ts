@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseParagraphs, field } from '../../src/build/deb/control.js';
-import type { InstalledPackage } from '../../src/build/deb/dpkg-database.js';
-import type { AptRepositories, PackageCandidate } from '../../src/build/deb/repository/index.js';
+import { parseParagraphs, field } from '../../src/distro/deb/control.js';
+import type { InstalledPackage } from '../../src/distro/deb/dpkg-database.js';
+import type { AptRepositories, PackageCandidate } from '../../src/distro/deb/repository/index.js';
 import { resolveDebUpgrades } from '../../src/plan/deb-upgrades.js';
 
 // Package sets written as dpkg stanzas; the resolver only reads their fields.

@@ -6,7 +6,7 @@ import { chooseFixedVersion, combineChoices } from '../../src/plan/library-level
 import { planLibraryUpgrades } from '../../src/plan/library-upgrades.js';
 import type { InstalledPackage } from '../../src/scan/inventory/types.js';
 import type { Finding } from '../../src/scan/types.js';
-import type { Ecosystem } from '../../src/scan/versions/index.js';
+import type { Ecosystem } from '../../src/versions/index.js';
 
 // The seeds' examples (Copa's "Patch Level Behavior"), one by one.
 test('patch level: 2.6.0 → 2.6.1 allowed, 2.7.0 and 3.0.0 blocked', () => {

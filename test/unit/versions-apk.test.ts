@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { compareApkVersions, isValidApkVersion } from '../../src/scan/versions/apk.js';
-import { VersionError } from '../../src/scan/versions/errors.js';
+import { compareApkVersions, isValidApkVersion } from '../../src/versions/apk.js';
+import { VersionError } from '../../src/versions/errors.js';
 
 const vectors = JSON.parse(await readFile(new URL('../../fixtures/versions/apk.json', import.meta.url), 'utf8')) as {
   cases: [string, string, number][];

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { compareDpkgVersions, parseDpkgVersion, satisfiesDpkgRelation, VersionError } from '../../src/scan/versions/dpkg.js';
+import { compareDpkgVersions, parseDpkgVersion, satisfiesDpkgRelation, VersionError } from '../../src/versions/dpkg.js';
 import { run } from '../harness/tools.js';
 
 const vectors = JSON.parse(await readFile(new URL('../../fixtures/versions/dpkg.json', import.meta.url), 'utf8')) as { cases: [string, string, number][] };

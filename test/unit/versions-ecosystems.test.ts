@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { compareVersions, versionParts } from '../../src/scan/versions/index.js';
-import { isPseudoVersion } from '../../src/scan/versions/gomod.js';
+import { compareVersions, versionParts } from '../../src/versions/index.js';
+import { isPseudoVersion } from '../../src/versions/gomod.js';
 import { run } from '../harness/tools.js';
 
 type Vectors = { source: string; cases: [string, string, number][] };

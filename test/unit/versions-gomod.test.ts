@@ -3,9 +3,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { compareGoVersions, isPseudoVersion, isValidGoVersion, parseGoVersion } from '../../src/scan/versions/gomod.js';
-import { versionParts } from '../../src/scan/versions/index.js';
-import { VersionError } from '../../src/scan/versions/errors.js';
+import { compareGoVersions, isPseudoVersion, isValidGoVersion, parseGoVersion } from '../../src/versions/gomod.js';
+import { versionParts } from '../../src/versions/index.js';
+import { VersionError } from '../../src/versions/errors.js';
 import { run } from '../harness/tools.js';
 
 const vectors = JSON.parse(await readFile(new URL('../../fixtures/versions/gomod.json', import.meta.url), 'utf8')) as {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { compareNpmVersions, parseNpmVersion } from '../../src/scan/versions/npm.js';
-import { versionParts } from '../../src/scan/versions/index.js';
-import { VersionError } from '../../src/scan/versions/errors.js';
+import { compareNpmVersions, parseNpmVersion } from '../../src/versions/npm.js';
+import { versionParts } from '../../src/versions/index.js';
+import { VersionError } from '../../src/versions/errors.js';
 
 const vectors = JSON.parse(await readFile(new URL('../../fixtures/versions/npm.json', import.meta.url), 'utf8')) as {
   cases: [string, string, number][];

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { comparePep440, parsePep440 } from '../../src/scan/versions/pep440.js';
-import { VersionError } from '../../src/scan/versions/errors.js';
+import { comparePep440, parsePep440 } from '../../src/versions/pep440.js';
+import { VersionError } from '../../src/versions/errors.js';
 import { run } from '../harness/tools.js';
 
 const vectors = JSON.parse(await readFile(new URL('../../fixtures/versions/pep440.json', import.meta.url), 'utf8')) as {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { compareVersions } from '../../src/scan/versions/index.js';
-import { compareRpmEvr, compareRpmEvrLoose, compareRpmVersions, parseEvr } from '../../src/scan/versions/rpm.js';
-import { VersionError } from '../../src/scan/versions/errors.js';
+import { compareVersions } from '../../src/versions/index.js';
+import { compareRpmEvr, compareRpmEvrLoose, compareRpmVersions, parseEvr } from '../../src/versions/rpm.js';
+import { VersionError } from '../../src/versions/errors.js';
 import { run } from '../harness/tools.js';
 
 type Case = [string, string, number];

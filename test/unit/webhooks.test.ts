@@ -4,10 +4,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { createApp } from '../../src/app/app.js';
-import { Metrics } from '../../src/app/metrics.js';
+import { Metrics } from '../../src/lib/metrics.js';
 import { githubSignatureMatches } from '../../src/app/webhooks/authenticate.js';
 import { loadConfig } from '../../src/config.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/lib/log.js';
 import { openSqliteQueue } from '../../src/queue/sqlite.js';
 
 // Receivers through app.request(): the vendors' own published examples

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { manifestMediaTypes } from '../../oci/media-types.js';
-import { usableDigest, usableTag, type PushEvent, type ReceivedEvents } from '../../events.js';
+import { usableDigest, usableTag, type PushEvent, type ReceivedEvents } from './events.js';
 
 /**
  * Sender payloads → PushEvents. Schemas accept what the vendors really send

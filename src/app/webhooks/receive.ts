@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ReceivedEvents } from '../../events.js';
+import type { ReceivedEvents } from './events.js';
 import { acrEvents, AcrPayload, distributionEvents, DistributionEnvelope, ghcrEvents, GithubPackagePayload, harborEvents, HarborPayload } from './payloads.js';
 import { authorizationMatches, githubSignatureMatches } from './authenticate.js';
 

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
 import type { FileInspector, FsEntry, ImageFilesystem } from '../../image/filesystem.js';
-import { readAllBytes } from '../../stream-bytes.js';
+import { readAllBytes } from '../../lib/streams.js';
 import { readApkInstalled } from './readers/apk.js';
 import { readDotnetDeps, isDotnetAppDeps } from './readers/dotnet.js';
 import { readDpkgStatus } from './readers/dpkg.js';
@@ -14,12 +14,10 @@ import { goPackages, readGoBuildInfo } from './readers/go-buildinfo.js';
 import { nodeManifestPath, nodePackagePath, readNodeManifest, readNodePackage, type NodeAppManifest } from './readers/node.js';
 import { parseOsRelease } from './readers/os-release.js';
 import { pythonMetadataPath, readPythonMetadata } from './readers/python.js';
-import { bdbHashValues } from './readers/rpm-bdb.js';
-import { parseRpmHeader, splitSourceRpm } from './readers/rpm-header.js';
+import { bdbHashValues } from '../../distro/rpm/bdb.js';
+import { parseRpmHeader, splitSourceRpm } from '../../distro/rpm/header.js';
 import { purlFor } from './purl.js';
-import type { InstalledPackage, Inventory, OsInfo } from './types.js';
-
-export type PackageRecord = Omit<InstalledPackage, 'purl'>;
+import type { InstalledPackage, Inventory, OsInfo, PackageRecord } from './types.js';
 
 type Kind = 'os-release' | 'dpkg' | 'apk' | 'rpm-sqlite' | 'rpm-sqlite-wal' | 'rpm-bdb' | 'rpm-ndb' | 'python' | 'node-package' | 'node-manifest' | 'dotnet' | 'binary';
 

@@ -1,4 +1,4 @@
-import type { PackageRecord } from './collector.js';
+import type { PackageRecord } from './types.js';
 import type { OsInfo } from './types.js';
 
 /** Package URLs (github.com/package-url/purl-spec): type/namespace/name@version?qualifiers. */

@@ -1,4 +1,4 @@
-import type { Ecosystem } from '../versions/index.js';
+import type { Ecosystem } from '../../versions/index.js';
 
 /** What the image says it is (/etc/os-release). */
 export interface OsInfo {
@@ -34,6 +34,9 @@ export interface InstalledPackage {
   /** Go: the module's main package path and build facts of the binary it came from. */
   readonly goBinary?: { readonly mainModule: string; readonly goVersion: string; readonly vcsRevision?: string; readonly vcsModified?: boolean };
 }
+
+/** What a reader finds in one file; the collector adds the purl. */
+export type PackageRecord = Omit<InstalledPackage, 'purl'>;
 
 export interface Inventory {
   readonly os?: OsInfo;

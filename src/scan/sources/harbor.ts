@@ -1,6 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { readAllBytes } from '../../stream-bytes.js';
+import { readAllBytes } from '../../lib/streams.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Finding } from '../types.js';
 import { findingsFromRows, splitFixedVersions } from './report-findings.js';

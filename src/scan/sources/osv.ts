@@ -1,7 +1,7 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { PatchdError } from '../../errors.js';
+import { PatchdError } from '../../lib/errors.js';
 import { normalisePythonName } from '../inventory/readers/python.js';
 import { zipEntries } from './zip.js';
 

@@ -1,7 +1,7 @@
 import type { InstalledPackage, Inventory } from '../inventory/types.js';
 import { normalisePythonName } from '../inventory/readers/python.js';
 import { normaliseSeverity, type Finding, type FindingSource } from '../types.js';
-import type { Ecosystem } from '../versions/index.js';
+import type { Ecosystem } from '../../versions/index.js';
 
 /** One row of an external report, before it is tied to an installed package. */
 export interface ReportRow {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { PatchdError } from '../../errors.js';
+import { PatchdError } from '../../lib/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Finding } from '../types.js';
-import type { Ecosystem } from '../versions/index.js';
+import type { Ecosystem } from '../../versions/index.js';
 import { findingsFromRows, splitFixedVersions, type ReportRow } from './report-findings.js';
 
 export class ReportError extends PatchdError {}

@@ -1,4 +1,4 @@
-import type { PackageRecord } from '../collector.js';
+import type { PackageRecord } from '../types.js';
 
 /** apk's installed database: blank-line separated blocks of `X:value` lines (P name, V version, A arch, o origin). */
 export function readApkInstalled(text: string, path: string): PackageRecord[] {

@@ -1,4 +1,4 @@
-import type { PackageRecord } from '../collector.js';
+import type { PackageRecord } from '../types.js';
 
 /** Copa's discovery rule: deps.json anywhere but SDK tooling and package caches. */
 export const dotnetDepsPath = /\.deps\.json$/;

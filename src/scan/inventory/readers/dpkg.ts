@@ -1,5 +1,5 @@
-import { field, parseParagraphs } from '../../../build/deb/control.js';
-import type { PackageRecord } from '../collector.js';
+import { field, parseParagraphs } from '../../../distro/deb/control.js';
+import type { PackageRecord } from '../types.js';
 
 /**
  * dpkg's `status` file, or one file of distroless `status.d/` (a stanza per

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { PackageRecord } from '../collector.js';
+import type { PackageRecord } from '../types.js';
 
 const magic = Buffer.from('\xff Go buildinf:', 'latin1');
 const headerSize = 32;

@@ -1,4 +1,4 @@
-import type { PackageRecord } from '../collector.js';
+import type { PackageRecord } from '../types.js';
 
 /** `node_modules/<name>/package.json` or `node_modules/@scope/<name>/package.json`: an installed package's own manifest. */
 export const nodePackagePath = /(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/;

@@ -1,4 +1,4 @@
-import type { PackageRecord } from '../collector.js';
+import type { PackageRecord } from '../types.js';
 
 export const pythonMetadataPath = /(^|\/)(site-packages|dist-packages)\/[^/]+\.(dist-info\/METADATA|egg-info\/PKG-INFO|egg-info)$/;
 

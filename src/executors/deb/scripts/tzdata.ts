@@ -1,5 +1,5 @@
 import { readDebconfAnswers } from './debconf.js';
-import type { PackageHandler } from './handlers.js';
+import type { PackageHandler } from './package-handler.js';
 
 /**
  * tzdata's postinst points /etc/localtime at the zone chosen in debconf and

@@ -1,3 +1,3 @@
-import { PatchdError } from '../../errors.js';
+import { PatchdError } from '../../lib/errors.js';
 
 export class BuildkitError extends PatchdError {}

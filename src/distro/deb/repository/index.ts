@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Logger } from '../../../log.js';
+import type { Logger } from '../../../lib/log.js';
 import { verifyingStream } from '../../../oci/verify.js';
-import { compareDpkgVersions } from '../../../scan/versions/dpkg.js';
+import { compareDpkgVersions } from '../../../versions/dpkg.js';
 import { field, type Paragraph } from '../control.js';
 import { AptError } from './errors.js';
 import { fetchWithRetries } from './http.js';

@@ -1,4 +1,4 @@
-import type { PackageHandler } from './handlers.js';
+import type { PackageHandler } from './package-handler.js';
 
 /** openssl's postinst links /usr/lib/ssl to /etc/ssl when the link is missing. */
 export const opensslHandler: PackageHandler = {

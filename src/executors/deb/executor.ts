@@ -5,20 +5,20 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Header as TarHeaders } from 'tar-stream';
 import { forEachEntry, type ImageFilesystem } from '../../image/filesystem.js';
-import { readAllBytes as collect } from '../../stream-bytes.js';
+import { readAllBytes as collect } from '../../lib/streams.js';
 import type { LayerBuilder } from '../../image/layer-builder.js';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../lib/log.js';
 import type { PatchPlan, PlannedPackage } from '../../plan/types.js';
-import { parseParagraphs } from './control.js';
-import { readDebArchive, type DebControlMember } from './deb-archive.js';
+import { parseParagraphs } from '../../distro/deb/control.js';
+import { readDebArchive, type DebControlMember } from '../../distro/deb/deb-archive.js';
 import {
   dpkgDir, formatStatus, installedStanza, md5Hex, splitLines,
   type Conffile, type DpkgDatabase, type InstalledPackage, type UserDatabase,
-} from './dpkg-database.js';
+} from '../../distro/deb/dpkg-database.js';
 import { fetchDeb } from './deb-cache.js';
-import { DebError } from './errors.js';
+import { DebError } from '../../distro/deb/errors.js';
 import { OverlayView } from './overlay-view.js';
-import type { AptRepositories } from './repository/index.js';
+import type { AptRepositories } from '../../distro/deb/repository/index.js';
 import { checkLibraryCache } from './scripts/ldconfig.js';
 import { checkMaintainerScripts, configurePackage } from './scripts/handlers.js';
 

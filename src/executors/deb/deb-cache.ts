@@ -4,8 +4,8 @@ import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { verifyingStream } from '../../oci/verify.js';
-import type { AptRepositories, PackageCandidate } from './repository/index.js';
-import { AptError } from './repository/index.js';
+import type { AptRepositories, PackageCandidate } from '../../distro/deb/repository/index.js';
+import { AptError } from '../../distro/deb/repository/index.js';
 
 /**
  * Downloaded .debs kept by their SHA256 (the Packages entry's), so the same

@@ -1,101 +1,26 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Dispatcher } from 'undici';
-import { loadImageRepositories } from './build/deb/repository/for-image.js';
-import { DpkgDatabase, readUserDatabase } from './build/deb/dpkg-database.js';
-import { imageFromRegistry, type Image } from './image/mutate.js';
-import { parseManifest, type ImageIndex } from './image/types.js';
-import type { Logger } from './log.js';
-import { readAllBytes } from './stream-bytes.js';
-import type { RegistryClient } from './oci/client.js';
-import { isIndexMediaType } from './oci/media-types.js';
-import { formatReference, withDigest, type Reference } from './oci/reference.js';
-import type { LibraryIndex } from './plan/library-index.js';
-import type { LibraryPatchLevel } from './plan/library-level.js';
-import { planLibraryUpgrades } from './plan/library-upgrades.js';
-import type { PatchPlan, PlannedLibrary, SkippedPackage } from './plan/types.js';
-import type { BuildkitClient } from './build/buildkit/client.js';
-import type { Keychain } from './oci/keychain.js';
-import { Annotation } from './publish/annotations.js';
-import { PipelineError, type PlatformContext } from './pipeline/context.js';
-import { patchDebianPlatform } from './pipeline/debian.js';
-import { patchDistrolessPlatform } from './pipeline/distroless.js';
-import { patchRpmPlatform } from './pipeline/rpm.js';
-import { pushImage } from './publish/push.js';
-import { patchedTarget } from './publish/tags.js';
-import type { Inventory } from './scan/inventory/types.js';
-import { collectFindings, scanLayers, type AdvisorySources } from './scan/scan.js';
-import type { Finding } from './scan/types.js';
+import { loadImageRepositories } from '../distro/deb/repository/for-image.js';
+import { DpkgDatabase, readUserDatabase } from '../distro/deb/dpkg-database.js';
+import { imageFromRegistry, type Image } from '../image/mutate.js';
+import { parseManifest, type ImageIndex } from '../image/types.js';
+import { readAllBytes } from '../lib/streams.js';
+import { isIndexMediaType } from '../oci/media-types.js';
+import { formatReference, withDigest, type Reference } from '../oci/reference.js';
+import { planLibraryUpgrades } from '../plan/library-upgrades.js';
+import type { PatchPlan, PlannedLibrary, SkippedPackage } from '../plan/types.js';
+import { Annotation } from '../publish/annotations.js';
+import { PipelineError, type PlatformContext } from './context.js';
+import type { PatchDependencies, PatchOptions, PatchOutcome, PlatformOutcome } from './types.js';
+import { patchDebianPlatform } from './debian.js';
+import { patchDistrolessPlatform } from './distroless.js';
+import { patchRpmPlatform } from './rpm.js';
+import { pushImage } from '../publish/push.js';
+import { patchedTarget } from '../publish/tags.js';
+import { collectFindings, scanLayers } from '../scan/scan.js';
 
 export { PipelineError };
-
-export interface PatchDependencies {
-  readonly client: RegistryClient;
-  readonly dispatcher: Dispatcher;
-  readonly logger: Logger;
-  /** Apt index cache, shared across jobs. */
-  readonly cacheDir: string;
-  /** Scratch space for downloaded packages and the layer being written. */
-  readonly tmpDir: string;
-  readonly now?: () => Date;
-  /** Where library fixes are checked to exist (PyPI, npm, Go proxy, NuGet); required for library patching. */
-  readonly libraryIndex?: LibraryIndex;
-  /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
-  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string } };
-}
-
-/** Copa's --pkg-types: which kinds of package a patch may touch. */
-export interface PkgTypes {
-  readonly os: boolean;
-  readonly library: boolean;
-}
-
-export interface PatchOptions {
-  readonly image: Reference;
-  /**
-   * A report (Trivy JSON, Harbor's) and/or OSV advisories. Without advisory
-   * data for the image's OS, every OS package with a newer version is patched.
-   */
-  readonly advisories?: AdvisorySources;
-  /** Default: OS packages only. */
-  readonly pkgTypes?: PkgTypes;
-  /** Default: patch. */
-  readonly libraryPatchLevel?: LibraryPatchLevel;
-  /** auto (default): in-process, BuildKit for what needs maintainer scripts run; or one executor for everything. */
-  readonly executor?: 'auto' | 'inprocess' | 'buildkit';
-  /** `-t`: a tag or a full reference for the result. */
-  readonly target?: string;
-  readonly tagSuffix: string;
-  readonly ignoreErrors: boolean;
-  readonly dryRun: boolean;
-  readonly onProgress?: (event: ProgressEvent) => void;
-}
-
-export type ProgressEvent =
-  | { readonly stage: 'resolve' | 'scan' | 'plan' | 'build' | 'verify' | 'publish'; readonly detail?: string }
-  | { readonly stage: 'package'; readonly phase: 'download' | 'unpack' | 'configure'; readonly pkg: string };
-
-export interface PlatformOutcome {
-  readonly platform: string;
-  readonly plan?: PatchPlan;
-  readonly findings?: readonly Finding[];
-  readonly inventory?: Pick<Inventory, 'os' | 'warnings'> & { readonly packages: number };
-  readonly skipped?: string;
-  readonly failed: readonly { readonly name: string; readonly error: string }[];
-  readonly layer?: { readonly digest: string; readonly size: number; readonly diffId: string };
-  readonly executor?: 'inprocess' | 'buildkit';
-  readonly manifestDigest?: string;
-}
-
-export interface PatchOutcome {
-  readonly status: 'patched' | 'up-to-date' | 'dry-run';
-  readonly source: string;
-  readonly sourceDigest: string;
-  readonly target?: string;
-  readonly digest?: string;
-  readonly platforms: readonly PlatformOutcome[];
-  readonly bytesDownloaded: number;
-}
+export type { PatchDependencies, PatchOptions, PatchOutcome, PkgTypes, PlatformOutcome, ProgressEvent } from './types.js';
 
 /**
  * Files kept in memory on the first pass over the layers: configuration

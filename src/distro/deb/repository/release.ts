@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import type { Dispatcher } from 'undici';
-import type { Logger } from '../../../log.js';
+import type { Logger } from '../../../lib/log.js';
 import { field, parseParagraphs } from '../control.js';
 import { AptError } from './errors.js';
 import { fetchWithRetries } from './http.js';

@@ -1,4 +1,4 @@
-import { field, parseParagraphs } from '../control.js';
+import { field, parseParagraphs } from '../../../distro/deb/control.js';
 
 /** Answers recorded in the image's debconf database (var/cache/debconf/config.dat), by question name. */
 export async function readDebconfAnswers(root: { readFile(path: string): Promise<Buffer | undefined> }): Promise<Map<string, string>> {

@@ -1,4 +1,4 @@
-import { PatchdError } from '../../../errors.js';
+import { PatchdError } from '../../../lib/errors.js';
 
 /**
  * Apt repository errors. Codes: SOURCES_INVALID, KEYRING_MISSING,

@@ -1,4 +1,4 @@
-import { PatchdError } from '../../errors.js';
+import { PatchdError } from '../../lib/errors.js';
 
 /**
  * Errors of the in-process Debian executor. Codes:

@@ -1,9 +1,9 @@
 import type { LayerBuilder } from '../../../image/layer-builder.js';
-import { compareDpkgVersions } from '../../../scan/versions/dpkg.js';
+import { compareDpkgVersions } from '../../../versions/dpkg.js';
 import type { OverlayView } from '../overlay-view.js';
 import { postinstLines, postrmLines } from './ca-certificates-script-lines.js';
 import { readDebconfAnswers } from './debconf.js';
-import { scriptsRequired, type PackageHandler } from './handlers.js';
+import { scriptsRequired, type PackageHandler } from './package-handler.js';
 import { rehashDirectory } from './openssl-rehash.js';
 
 const certsDir = 'usr/share/ca-certificates';

@@ -3,7 +3,7 @@ import type { Layer } from '../../image/layer.js';
 import type { InstalledPackage, Inventory } from '../../scan/inventory/types.js';
 import { scanLayers } from '../../scan/scan.js';
 import type { Finding } from '../../scan/types.js';
-import { compareVersions } from '../../scan/versions/index.js';
+import { compareVersions } from '../../versions/index.js';
 import { BuildkitError } from './errors.js';
 import { buildPatchLayer, type BuildkitRun } from './executor.js';
 import { image } from './llb.js';

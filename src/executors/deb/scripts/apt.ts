@@ -1,5 +1,5 @@
-import type { PackageHandler } from './handlers.js';
-import { scriptsRequired, versionAtMost } from './handlers.js';
+import type { PackageHandler } from './package-handler.js';
+import { scriptsRequired, versionAtMost } from './package-handler.js';
 
 /**
  * apt's postinst creates the `_apt` user if missing and cleans up a file from

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { ImageFilesystem } from '../../../image/filesystem.js';
 import type { ImageConfig } from '../../../image/types.js';
-import type { Logger } from '../../../log.js';
+import type { Logger } from '../../../lib/log.js';
 import type { DpkgDatabase } from '../dpkg-database.js';
 import { loadAptRepositories, readAptSources, type AptRepositories } from './index.js';
 

@@ -1,37 +1,14 @@
 import type { ImageFilesystem } from '../../../image/filesystem.js';
 import type { LayerBuilder } from '../../../image/layer-builder.js';
-import { compareDpkgVersions } from '../../../scan/versions/dpkg.js';
-import type { DebControlMember } from '../deb-archive.js';
-import { splitLines, type DpkgDatabase, type InstalledPackage } from '../dpkg-database.js';
-import { DebError } from '../errors.js';
+import type { DebControlMember } from '../../../distro/deb/deb-archive.js';
+import { splitLines, type DpkgDatabase, type InstalledPackage } from '../../../distro/deb/dpkg-database.js';
 import type { OverlayView } from '../overlay-view.js';
 import { residualStatements, type ScriptKind } from './analyze.js';
+import { scriptsRequired, type HandlerContext, type PackageHandler } from './package-handler.js';
 import { tzdataHandler } from './tzdata.js';
 import { aptHandler } from './apt.js';
 import { caCertificatesHandler } from './ca-certificates.js';
 import { opensslHandler } from './openssl.js';
-
-export interface HandlerContext {
-  readonly pkg: InstalledPackage;
-  readonly newVersion: string;
-  /** The new version's control members (scripts, config, templates). */
-  readonly control: ReadonlyMap<string, DebControlMember>;
-  readonly base: ImageFilesystem;
-}
-
-/**
- * An in-process stand-in for one package's maintainer scripts. `knownLines`
- * are the exact script statements (trimmed) it accounts for, taken from the
- * package's real scripts: a new script version with other statements is not
- * silently accepted.
- */
-export interface PackageHandler {
-  readonly knownLines: Partial<Record<ScriptKind, readonly string[]>>;
-  /** Throws SCRIPTS_REQUIRED when this upgrade would make the scripts do something we do not reproduce. */
-  precheck?(ctx: HandlerContext): Promise<void>;
-  /** The effect of `postinst configure`, written into the layer. */
-  configure?(ctx: HandlerContext & { readonly view: OverlayView; readonly builder: LayerBuilder }): Promise<void>;
-}
 
 const handlers: Readonly<Record<string, PackageHandler>> = {
   apt: aptHandler,
@@ -45,12 +22,6 @@ const handledTriggers = new Set(['ldconfig']);
 
 /** File triggers whose only effect is a cache under var/cache (man-db's index): nothing an image keeps meaningfully. */
 const inertFileTriggers = new Set(['man-db']);
-
-export function scriptsRequired(pkg: string, what: string): DebError {
-  return new DebError('SCRIPTS_REQUIRED',
-    `${pkg}: ${what}; patchd cannot reproduce that in-process — route it to the BuildKit executor, or pass --ignore-errors to skip this package`,
-    { details: { package: pkg } });
-}
 
 /**
  * Vets everything dpkg would run for this upgrade: old prerm/postrm, new
@@ -97,10 +68,6 @@ export async function checkMaintainerScripts(args: {
 
 export async function configurePackage(args: HandlerContext & { readonly view: OverlayView; readonly builder: LayerBuilder }): Promise<void> {
   await handlers[args.pkg.name]?.configure?.(args);
-}
-
-export function versionAtMost(version: string, limit: string): boolean {
-  return compareDpkgVersions(version, limit) <= 0;
 }
 
 function truncate(s: string): string {

@@ -1,17 +1,17 @@
 import type { Dispatcher } from 'undici';
-import { DpkgDatabase, readUserDatabase } from '../build/deb/dpkg-database.js';
-import { loadImageRepositories } from '../build/deb/repository/for-image.js';
+import { DpkgDatabase, readUserDatabase } from '../distro/deb/dpkg-database.js';
+import { loadImageRepositories } from '../distro/deb/repository/for-image.js';
 import { imageFromRegistry } from '../image/mutate.js';
 import { parseManifest } from '../image/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
 import { isIndexMediaType } from '../oci/media-types.js';
 import { formatReference, withDigest, type Reference } from '../oci/reference.js';
 import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
-import { readAllBytes } from '../stream-bytes.js';
-import type { ScanResult } from './format.js';
-import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from './scan.js';
-import type { Finding } from './types.js';
+import { readAllBytes } from '../lib/streams.js';
+import type { ScanResult } from '../scan/format.js';
+import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from '../scan/scan.js';
+import type { Finding } from '../scan/types.js';
 
 /** Files the "updates available" check needs from the first pass (apt sources, keyrings, dpkg's database). */
 const aptFiles = /^(etc\/apt\/|etc\/passwd$|etc\/group$|var\/lib\/dpkg\/|usr\/share\/keyrings\/)/;

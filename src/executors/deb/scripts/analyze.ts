@@ -1,4 +1,4 @@
-import { compareDpkgVersions } from '../../../scan/versions/dpkg.js';
+import { compareDpkgVersions } from '../../../versions/dpkg.js';
 
 export type ScriptKind = 'preinst' | 'postinst' | 'prerm' | 'postrm';
 

@@ -1,7 +1,7 @@
 import type { ImageFilesystem } from '../../../image/filesystem.js';
 import type { LayerBuilder } from '../../../image/layer-builder.js';
 import type { OverlayView } from '../overlay-view.js';
-import { scriptsRequired } from './handlers.js';
+import { scriptsRequired } from './package-handler.js';
 
 const defaultLibraryDirs = ['lib', 'usr/lib', 'lib64', 'usr/lib64', 'lib32', 'usr/lib32'];
 const sharedLibrary = /^lib.*\.so(\.[0-9.]+)?$/;
