@@ -1,8 +1,15 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { PatchdError } from './lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from './lib/errors.js';
 
-export class ConfigError extends PatchdError {}
+export const configCodes = { CONFIG_INVALID: 'input' } as const satisfies ErrorCodes;
+export type ConfigCode = keyof typeof configCodes;
+
+export class ConfigError extends PatchdError<ConfigCode> {
+  constructor(code: ConfigCode, message: string, options?: PatchdErrorOptions) {
+    super(code, configCodes[code], message, options);
+  }
+}
 
 const RegistrySchema = z.object({
   /** Where patchd reaches the registry: 'https://harbor.example.com', 'http://127.0.0.1:5000'. */

@@ -112,8 +112,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     pkgTypes = parsePkgTypes(values['pkg-types']);
     libraryPatchLevel = parsePatchLevel(values['library-patch-level'] ?? 'patch');
-    if (values['library-patch-level'] && !pkgTypes.library) throw new PatchdError('USAGE', '--library-patch-level needs --pkg-types library or os,library');
-    if (!['auto', 'inprocess', 'buildkit'].includes(values.executor)) throw new PatchdError('USAGE', `--executor takes auto, inprocess or buildkit (got ${JSON.stringify(values.executor)})`);
+    if (values['library-patch-level'] && !pkgTypes.library) throw new UsageError('--library-patch-level needs --pkg-types library or os,library');
+    if (!['auto', 'inprocess', 'buildkit'].includes(values.executor)) throw new UsageError(`--executor takes auto, inprocess or buildkit (got ${JSON.stringify(values.executor)})`);
   } catch (error) {
     process.stderr.write(`patchd: ${(error as Error).message}\n`);
     return 2;

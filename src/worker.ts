@@ -27,9 +27,6 @@ export interface WorkerDependencies {
   readonly buildkit?: BuildkitClient;
 }
 
-/** Failures worth another attempt: registries and mirrors being busy or unreachable. */
-const transientCodes = new Set(['NETWORK', 'TOOMANYREQUESTS', 'UNEXPECTED_STATUS', 'FETCH_FAILED', 'INDEX_MISSING', 'REPORT_UNAVAILABLE']);
-
 /**
  * Runs queued patch jobs, `concurrency` at a time: resolves tag-only pushes
  * to a digest (a second job for the same digest is skipped), patches, records
@@ -113,7 +110,8 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
         queue.succeed(job.id, 'skipped', { reason: message });
         return;
       }
-      const transient = (error as { transient?: boolean }).transient === true || transientCodes.has(code);
+      // The error says whether it is worth another attempt (registries, mirrors, BuildKit busy or unreachable); anything else, bugs included, ends the job.
+      const transient = error instanceof PatchdError && error.transient;
       const retryAt = transient && job.attempts < config.worker.maxAttempts
         ? new Date(Date.now() + config.worker.retryBaseMs * 2 ** (job.attempts - 1) * (0.75 + Math.random() / 2)) : undefined;
       queue.fail(job.id, `${code}: ${message}`, retryAt);

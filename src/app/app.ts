@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { z } from 'zod';
 import { registryForHost, repositoryAllowed, type Config } from '../config.js';
-import { PatchdError } from '../lib/errors.js';
+import { httpStatusOf, PatchdError } from '../lib/errors.js';
 import { isOwnOutput } from './webhooks/events.js';
 import type { Logger } from '../lib/log.js';
 import { groupCommit } from '../queue/group-commit.js';
@@ -98,7 +98,7 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     const started = deps.ready?.() ?? true;
-    const queueCounts = queue.counts(); // throws if the queue is closed: onError answers
+    const queueCounts = queue.counts(); // a closed queue throws QUEUE_CLOSED: onError answers 503
     const registries = (await deps.registriesReachable?.()) ?? {};
     const ready = started && Object.values(registries).every(Boolean);
     return c.json({ status: ready ? 'ready' : started ? 'registries unreachable' : 'starting', queue: queueCounts, registries }, ready ? 200 : 503);
@@ -120,10 +120,12 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
     return c.text(metrics.render(gauges), 200, { 'content-type': 'text/plain; version=0.0.4' });
   });
 
+  // The one place where failures become statuses: input 400, unsupported 422, upstream 502, unavailable 503, bugs 500.
   app.onError((error, c) => {
-    if (error instanceof PatchdError) {
-      logger.warn({ code: error.code, err: error.message }, 'request failed');
-      return c.json({ error: error.message, code: error.code }, 400);
+    const status = httpStatusOf(error);
+    if (error instanceof PatchdError && error.kind !== 'internal') {
+      logger.warn({ code: error.code, kind: error.kind, err: error.message }, 'request failed');
+      return c.json({ error: error.message, code: error.code }, status);
     }
     logger.error({ err: error }, 'internal error');
     return c.json({ error: 'internal error' }, 500);

@@ -1,8 +1,20 @@
-import { PatchdError } from '../lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../lib/errors.js';
 
-/**
- * Image reading and writing errors. Codes: MANIFEST_INVALID, CONFIG_INVALID,
- * UNSUPPORTED_MEDIA_TYPE, PATH_TRAVERSAL, HARDLINK_ESCAPE, SYMLINK_LOOP,
- * DECOMPRESSION_LIMIT, LAYER_INVALID.
- */
-export class ImageError extends PatchdError {}
+/** Reading and writing images: manifests, configs, layers and the paths inside them. */
+export const imageCodes = {
+  MANIFEST_INVALID: 'input',
+  CONFIG_INVALID: 'input',
+  LAYER_INVALID: 'input',
+  PATH_TRAVERSAL: 'input',
+  HARDLINK_ESCAPE: 'input',
+  SYMLINK_LOOP: 'input',
+  DECOMPRESSION_LIMIT: 'input',
+  UNSUPPORTED_MEDIA_TYPE: 'unsupported',
+} as const satisfies ErrorCodes;
+export type ImageCode = keyof typeof imageCodes;
+
+export class ImageError extends PatchdError<ImageCode> {
+  constructor(code: ImageCode, message: string, options?: PatchdErrorOptions) {
+    super(code, imageCodes[code], message, options);
+  }
+}

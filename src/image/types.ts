@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { isIndexMediaType } from '../oci/media-types.js';
-import { ImageError } from './errors.js';
+import { ImageError, type ImageCode } from './errors.js';
 
 const digest = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/, 'not a digest');
 const annotations = z.record(z.string(), z.string());
@@ -88,7 +88,7 @@ export function parseConfig(bytes: Buffer): ImageConfig {
   return parsed.data;
 }
 
-function parseJson(bytes: Buffer, code: string, what: string): unknown {
+function parseJson(bytes: Buffer, code: ImageCode, what: string): unknown {
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (error) {

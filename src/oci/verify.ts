@@ -13,7 +13,7 @@ export function verifyingStream(
 ): Transform {
   const [algorithm, hex] = expected.digest.split(':');
   if (algorithm !== 'sha256' && algorithm !== 'sha512') {
-    throw new OciError('DIGEST_INVALID', `unsupported digest algorithm in ${expected.digest}`);
+    throw new OciError('DIGEST_UNSUPPORTED', `unsupported digest algorithm in ${expected.digest}`);
   }
   const hash = createHash(algorithm);
   let seen = 0;

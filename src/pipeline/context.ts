@@ -1,7 +1,7 @@
 import type { BuildkitRun } from '../executors/buildkit/executor.js';
 import { DpkgDatabase } from '../distro/deb/dpkg-database.js';
 import { DebError } from '../distro/deb/errors.js';
-import { PatchdError } from '../lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../lib/errors.js';
 import { ImageFilesystem } from '../image/filesystem.js';
 import type { Layer } from '../image/layer.js';
 import { appendLayer, withAnnotations, withConfigCreated, type Image } from '../image/mutate.js';
@@ -14,7 +14,22 @@ import type { AdvisorySources } from '../scan/scan.js';
 import type { Finding } from '../scan/types.js';
 import type { PatchDependencies, PatchOptions, PlatformOutcome } from './types.js';
 
-export class PipelineError extends PatchdError {}
+/** Decisions of the pipeline itself: what it will not or cannot patch. */
+export const pipelineCodes = {
+  MANIFEST_INVALID: 'input',
+  ALREADY_PATCHED: 'unsupported',
+  BUILDKIT_NOT_CONFIGURED: 'unsupported',
+  EXECUTOR_UNAVAILABLE: 'unsupported',
+  EXECUTOR_UNSUPPORTED: 'unsupported',
+  LIBRARY_INDEX_MISSING: 'unsupported',
+} as const satisfies ErrorCodes;
+export type PipelineCode = keyof typeof pipelineCodes;
+
+export class PipelineError extends PatchdError<PipelineCode> {
+  constructor(code: PipelineCode, message: string, options?: PatchdErrorOptions) {
+    super(code, pipelineCodes[code], message, options);
+  }
+}
 
 /** What every per-family patch path of one platform shares: the image, its scan, and the plan so far. */
 export interface PlatformContext {

@@ -1,9 +1,22 @@
 import { request, type Dispatcher } from 'undici';
-import { PatchdError } from '../lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../lib/errors.js';
 import { readAllBytes } from '../lib/streams.js';
 import { compareVersions, type Ecosystem } from '../versions/index.js';
 
-export class LibraryIndexError extends PatchdError {}
+/** Package indexes (PyPI, npm, the Go proxy, NuGet) asked which versions exist. */
+export const libraryIndexCodes = {
+  INDEX_UNREACHABLE: 'unavailable',
+  INDEX_INVALID: 'upstream',
+  INDEX_UNSUPPORTED: 'unsupported',
+  PACKAGE_NOT_FOUND: 'upstream',
+} as const satisfies ErrorCodes;
+export type LibraryIndexCode = keyof typeof libraryIndexCodes;
+
+export class LibraryIndexError extends PatchdError<LibraryIndexCode> {
+  constructor(code: LibraryIndexCode, message: string, options?: PatchdErrorOptions) {
+    super(code, libraryIndexCodes[code], message, options);
+  }
+}
 
 /** Which versions a package source publishes, so a plan never names one that does not exist. */
 export interface LibraryIndex {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Job, JobQueue, JobRequest, JobStatus } from './types.js';
+import { QueueError, type Job, type JobQueue, type JobRequest, type JobStatus } from './types.js';
 
 interface Row {
   id: string; registry: string; repository: string; digest: string | null; tag: string | null; source: string; trigger: string;
@@ -66,9 +66,14 @@ export function openSqliteQueue(path: string): JobQueue {
     return requests.map((r) => enqueueOne(r, at));
   });
 
+  // A closed queue (shutting down) is a dependency that is not there: 503 at the edge, not a bug.
+  const isOpen = () => {
+    if (!db.open) throw new QueueError('QUEUE_CLOSED', 'the job queue is closed (patchd is shutting down)');
+  };
+
   return {
-    enqueue: (request) => enqueueMany([request])[0]!,
-    enqueueMany: (requests) => enqueueMany(requests),
+    enqueue: (request) => { isOpen(); return enqueueMany([request])[0]!; },
+    enqueueMany: (requests) => { isOpen(); return enqueueMany(requests); },
     claim: (at = new Date()) => claim(at.toISOString()),
     succeed(id, status, result) {
       const at = now();
@@ -92,10 +97,12 @@ export function openSqliteQueue(path: string): JobQueue {
       return db.prepare(`UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'`).run(now()).changes;
     },
     get: (id) => {
+      isOpen();
       const row = byId.get(id) as Row | undefined;
       return row ? toJob(row) : undefined;
     },
     list(options = {}) {
+      isOpen();
       const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
       const rows = options.status
         ? db.prepare('SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?').all(options.status, limit)
@@ -103,6 +110,7 @@ export function openSqliteQueue(path: string): JobQueue {
       return (rows as Row[]).map(toJob);
     },
     counts() {
+      isOpen();
       const out: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, skipped: 0, dead: 0 };
       for (const r of db.prepare('SELECT status, COUNT(*) n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) out[r.status] = r.n;
       return out;

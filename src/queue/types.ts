@@ -1,3 +1,14 @@
+import { PatchdError, type ErrorCodes } from '../lib/errors.js';
+
+export const queueCodes = { QUEUE_CLOSED: 'unavailable' } as const satisfies ErrorCodes;
+export type QueueCode = keyof typeof queueCodes;
+
+export class QueueError extends PatchdError<QueueCode> {
+  constructor(code: QueueCode, message: string) {
+    super(code, queueCodes[code], message);
+  }
+}
+
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'skipped' | 'dead';
 
 export interface JobRequest {

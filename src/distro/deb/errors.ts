@@ -1,10 +1,25 @@
-import { PatchdError } from '../../lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../lib/errors.js';
 
-/**
- * Errors of the in-process Debian executor. Codes:
- * DEB_INVALID (malformed .deb), DEB_UNSUPPORTED (compression we cannot read),
- * DEB_PATH_TRAVERSAL, SCRIPTS_REQUIRED (maintainer scripts or triggers that do
- * real work and have no in-process handler), DPKG_DATABASE_INVALID,
- * VERIFY_FAILED (result does not hold the planned versions).
- */
-export class DebError extends PatchdError {}
+/** Debian package formats (.deb, control files, the dpkg database) and the in-process executor's own checks. */
+export const debCodes = {
+  /** A control file or paragraph that does not parse. */
+  CONTROL_INVALID: 'input',
+  /** The image's dpkg database is damaged. */
+  DPKG_DATABASE_INVALID: 'input',
+  /** A .deb from the repository is malformed or hostile. */
+  DEB_INVALID: 'upstream',
+  DEB_PATH_TRAVERSAL: 'upstream',
+  /** A .deb compressed in a way we cannot read. */
+  DEB_UNSUPPORTED: 'unsupported',
+  /** Maintainer scripts or triggers that do real work and have no in-process handler. */
+  SCRIPTS_REQUIRED: 'unsupported',
+  /** The written layer does not hold the planned versions: a fault of ours. */
+  VERIFY_FAILED: 'internal',
+} as const satisfies ErrorCodes;
+export type DebCode = keyof typeof debCodes;
+
+export class DebError extends PatchdError<DebCode> {
+  constructor(code: DebCode, message: string, options?: PatchdErrorOptions) {
+    super(code, debCodes[code], message, options);
+  }
+}

@@ -85,5 +85,5 @@ function channelFor(options: BuildkitAddress): { target: string; credentials: gr
 
 function asBuildkitError(error: grpc.ServiceError, method: string): BuildkitError {
   const unreachable = error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED;
-  return new BuildkitError(unreachable ? 'BUILDKIT_UNAVAILABLE' : 'BUILDKIT_FAILED', `buildkitd ${method}: ${error.details || error.message}`, { cause: error });
+  return new BuildkitError(unreachable ? 'BUILDKIT_UNAVAILABLE' : 'BUILDKIT_SOLVE_FAILED', `buildkitd ${method}: ${error.details || error.message}`, { cause: error });
 }

@@ -63,7 +63,7 @@ export async function fetchHarborReport(options: {
   dispatcher?: Dispatcher;
 }): Promise<unknown> {
   const slash = options.repository.indexOf('/');
-  if (slash <= 0) throw new ReportError('REPORT_UNAVAILABLE', `Harbor repository ${options.repository} has no project part`);
+  if (slash <= 0) throw new ReportError('REPORT_UNREADABLE', `Harbor repository ${options.repository} has no project part`);
   const project = options.repository.slice(0, slash);
   // Harbor wants repository names with '/' encoded twice.
   const repo = encodeURIComponent(encodeURIComponent(options.repository.slice(slash + 1)));
@@ -71,14 +71,16 @@ export async function fetchHarborReport(options: {
   const headers: Record<string, string> = { accept: 'application/json', 'x-accept-vulnerabilities': harborReportMimeTypes.join(', ') };
   if (options.credentials) headers['authorization'] = `Basic ${Buffer.from(`${options.credentials.username}:${options.credentials.password}`).toString('base64')}`;
   let response: Dispatcher.ResponseData;
+  let body: Buffer;
   try {
     response = await request(url, { method: 'GET', headers, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}), headersTimeout: 30_000, bodyTimeout: 60_000 });
+    body = await readAllBytes(response.body);
   } catch (error) {
-    throw new ReportError('REPORT_UNAVAILABLE', `Harbor report ${url}: ${(error as Error).message}`);
+    throw new ReportError('REPORT_UNAVAILABLE', `Harbor report ${url}: ${(error as Error).message}`, { cause: error });
   }
-  const body = await readAllBytes(response.body);
   if (response.statusCode !== 200) {
-    throw new ReportError('REPORT_UNAVAILABLE', `Harbor report ${url}: HTTP ${response.statusCode}${response.statusCode === 401 || response.statusCode === 403 ? ' (check the registry credentials)' : ''}`);
+    const denied = response.statusCode === 401 || response.statusCode === 403;
+    throw new ReportError('REPORT_UNAVAILABLE', `Harbor report ${url}: HTTP ${response.statusCode}${denied ? ' (check the registry credentials)' : ''}`, denied ? { kind: 'upstream' } : {});
   }
   try {
     return JSON.parse(body.toString('utf8'));

@@ -1,11 +1,23 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { PatchdError } from '../../lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../lib/errors.js';
 import { normalisePythonName } from '../inventory/readers/python.js';
 import { zipEntries } from './zip.js';
 
-export class AdvisoryError extends PatchdError {}
+/** OSV advisory data given to patchd (directories of records, all.zip files). */
+export const advisoryCodes = {
+  ADVISORIES_MISSING: 'input',
+  ADVISORIES_INVALID: 'input',
+  ADVISORY_INVALID: 'input',
+} as const satisfies ErrorCodes;
+export type AdvisoryCode = keyof typeof advisoryCodes;
+
+export class AdvisoryError extends PatchdError<AdvisoryCode> {
+  constructor(code: AdvisoryCode, message: string, options?: PatchdErrorOptions) {
+    super(code, advisoryCodes[code], message, options);
+  }
+}
 
 const EventSchema = z.looseObject({
   introduced: z.string().optional(), fixed: z.string().optional(), last_affected: z.string().optional(), limit: z.string().optional(),

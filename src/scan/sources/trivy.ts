@@ -1,11 +1,25 @@
 import { z } from 'zod';
-import { PatchdError } from '../../lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../lib/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Finding } from '../types.js';
 import type { Ecosystem } from '../../versions/index.js';
 import { findingsFromRows, splitFixedVersions, type ReportRow } from './report-findings.js';
 
-export class ReportError extends PatchdError {}
+/** Vulnerability reports (Trivy JSON, Harbor's) read from a file, a URL or Harbor's API. */
+export const reportCodes = {
+  /** The file or URL cannot be read at all. */
+  REPORT_UNREADABLE: 'input',
+  REPORT_INVALID: 'input',
+  /** Harbor's API did not give the report (yet). */
+  REPORT_UNAVAILABLE: 'unavailable',
+} as const satisfies ErrorCodes;
+export type ReportCode = keyof typeof reportCodes;
+
+export class ReportError extends PatchdError<ReportCode> {
+  constructor(code: ReportCode, message: string, options?: PatchdErrorOptions) {
+    super(code, reportCodes[code], message, options);
+  }
+}
 
 const VulnerabilitySchema = z.object({
   VulnerabilityID: z.string(),

@@ -1,8 +1,22 @@
-import { PatchdError } from '../../../lib/errors.js';
+import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../../lib/errors.js';
 
-/**
- * Apt repository errors. Codes: SOURCES_INVALID, KEYRING_MISSING,
- * RELEASE_SIGNATURE_INVALID, RELEASE_EXPIRED, RELEASE_INVALID, INDEX_MISSING,
- * INDEX_HASH_MISMATCH, DEB_HASH_MISMATCH, FETCH_FAILED.
- */
-export class AptError extends PatchdError {}
+/** Apt repositories: the image's sources, signed Release files, indexes, package downloads. */
+export const aptCodes = {
+  SOURCES_INVALID: 'input',
+  KEYRING_MISSING: 'input',
+  RELEASE_SIGNATURE_INVALID: 'upstream',
+  RELEASE_EXPIRED: 'upstream',
+  RELEASE_INVALID: 'upstream',
+  /** Missing or not matching InRelease: a mirror in the middle of a sync, worth another try. */
+  INDEX_MISSING: 'unavailable',
+  INDEX_HASH_MISMATCH: 'unavailable',
+  DEB_HASH_MISMATCH: 'unavailable',
+  FETCH_FAILED: 'unavailable',
+} as const satisfies ErrorCodes;
+export type AptCode = keyof typeof aptCodes;
+
+export class AptError extends PatchdError<AptCode> {
+  constructor(code: AptCode, message: string, options?: PatchdErrorOptions) {
+    super(code, aptCodes[code], message, options);
+  }
+}
