@@ -1,8 +1,9 @@
+import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from './lib/errors.js';
 
-export const configCodes = { CONFIG_INVALID: 'input' } as const satisfies ErrorCodes;
+export const configCodes = { CONFIG_INVALID: 'input', CONFIG_UNREADABLE: 'input' } as const satisfies ErrorCodes;
 export type ConfigCode = keyof typeof configCodes;
 
 export class ConfigError extends PatchdError<ConfigCode> {
@@ -72,6 +73,17 @@ export const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type RegistryConfig = Config['registries'][string];
+
+/** Reads and validates the config file at `path`. */
+export async function readConfigFile(env: Readonly<Record<string, string | undefined>>, path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError('CONFIG_UNREADABLE', `cannot read config ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  return loadConfig(env, text, path);
+}
 
 /**
  * Parses the YAML config and applies secret overrides from the environment

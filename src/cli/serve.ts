@@ -1,0 +1,82 @@
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { serve as serveHttp } from '@hono/node-server';
+import { Agent, request, type Dispatcher } from 'undici';
+import { createApp } from '../app/app.js';
+import { readConfigFile, type Config } from '../config.js';
+import { BuildkitClient } from '../executors/buildkit/client.js';
+import { checkDaemon } from '../executors/buildkit/doctor.js';
+import { UsageError } from '../lib/errors.js';
+import { Metrics } from '../lib/metrics.js';
+import { httpLibraryIndex } from '../plan/library-index.js';
+import { openSqliteQueue } from '../queue/sqlite.js';
+import { startWorker } from '../worker.js';
+import { closeWithin, logLevel, type CliContext } from './context.js';
+import { loadAdvisories } from './report.js';
+
+/** `patchd serve`: webhooks in, durable queue, worker; runs until SIGTERM/SIGINT, then finishes running jobs. */
+export async function serveCommand(argv: readonly string[], ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    strict: true,
+  });
+  if (!values.config) throw new UsageError('serve needs --config FILE');
+  const logger = ctx.createLogger(logLevel(ctx, values['log-level'], 'info'));
+  const config = await readConfigFile(ctx.env, values.config);
+  const osv = await loadAdvisories(config.advisories.osv.map((p) => resolve(p)));
+  if (osv) logger.info({ records: osv.recordCount, paths: config.advisories.osv }, 'advisories loaded');
+  let buildkit: BuildkitClient | undefined;
+  if (config.buildkit) {
+    const address = { address: config.buildkit.address, ...(config.buildkit.tls ? { tls: config.buildkit.tls } : {}) };
+    logger.info({ buildkit: await checkDaemon(address) }, 'buildkit ready');
+    buildkit = new BuildkitClient(address);
+  }
+
+  const dataDir = resolve(config.dataDir);
+  const queue = openSqliteQueue(join(dataDir, 'queue.sqlite'));
+  const recovered = queue.recoverInterrupted();
+  const metrics = new Metrics();
+  const dispatcher = new Agent({ connections: 16 });
+  const libraryUrls = Object.fromEntries(Object.entries(config.libraryIndex).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  const worker = startWorker({
+    config, queue, logger, metrics, dispatcher, libraryIndex: httpLibraryIndex({ dispatcher, urls: libraryUrls }), ...(osv ? { osv } : {}), ...(buildkit ? { buildkit } : {}),
+    cacheDir: config.cacheDir ? resolve(config.cacheDir) : join(dataDir, 'cache'),
+    tmpDir: ctx.tmpDir,
+  });
+  let started = false;
+  const app = createApp({ config, queue, logger, metrics, ready: () => started, registriesReachable: registryProbe(config, dispatcher) });
+  const server = serveHttp({ fetch: app.fetch, hostname: config.server.host, port: config.server.port }, (info) => {
+    started = true;
+    logger.info({ address: info.address, port: info.port, recovered }, 'patchd serving');
+  });
+  await new Promise<void>((done) => {
+    ctx.onStopSignal((signal) => {
+      logger.info({ signal }, 'shutting down: no new webhooks, finishing running jobs');
+      server.close();
+      void worker.stop()
+        .then(() => { queue.close(); buildkit?.close(); return closeWithin(dispatcher); })
+        .finally(done);
+    });
+  });
+  return 0;
+}
+
+/** GET /v2/ on every configured registry (200 or 401 means it is there), cached for 10 s. */
+function registryProbe(config: Config, dispatcher: Dispatcher): () => Promise<Record<string, boolean>> {
+  let cached: { at: number; result: Promise<Record<string, boolean>> } | undefined;
+  return () => {
+    if (cached && Date.now() - cached.at < 10_000) return cached.result;
+    const result = Promise.all(Object.entries(config.registries).map(async ([name, registry]) => {
+      try {
+        const res = await request(new URL('/v2/', registry.url), { method: 'GET', dispatcher, headersTimeout: 2000, bodyTimeout: 2000 });
+        await res.body.dump();
+        return [name, res.statusCode === 200 || res.statusCode === 401] as const;
+      } catch {
+        return [name, false] as const;
+      }
+    })).then(Object.fromEntries);
+    cached = { at: Date.now(), result };
+    return result;
+  };
+}

@@ -1,0 +1,61 @@
+export const usage = `patchd — patch container images without rebuilding them
+
+Usage:
+  patchd patch -i REF [-r REPORT] [-t TAG] [--pkg-types os,library] [--library-patch-level L] [--dry-run] ...
+  patchd scan -i REF [--format table|json|sarif] [--advisories PATH] [-r REPORT]
+  patchd serve --config FILE
+  patchd doctor [--buildkit-addr ADDR | --config FILE]
+
+Every command takes --log-level LEVEL (fatal, error, warn, info, debug, trace, silent;
+default $PATCHD_LOG_LEVEL, else info for serve, warn on a terminal and for scan).
+Logs are JSON lines on stderr; stdout carries the command's answer.
+
+Registry credentials: $PATCHD_REGISTRY_USERNAME / $PATCHD_REGISTRY_PASSWORD for the
+image's registry, else the docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
+
+Exit codes: 0 done; 1 failed (the reason and its code on stderr); 2 wrong usage.
+
+Options for patch:
+  -i, --image REF        image to patch (tag or digest)
+  -r, --report FILE|URL  Trivy JSON or Harbor report; without one (and without OSV data
+                         for the OS), every package the image's own repositories have
+                         a newer version of is patched
+      --advisories PATH  OSV records (directory or all.zip; repeatable; default
+                         $PATCHD_ADVISORIES, colon-separated)
+      --pkg-types T      os, library or os,library [default: os]
+      --library-patch-level L
+                         patch, minor or major: the biggest version bump a library may
+                         take [default: patch]; needs --pkg-types with library
+  -t, --tag TAG          tag (or full reference) for the result [default: <tag><suffix>]
+      --tag-suffix S     suffix for the result's tag [default: -patched]
+      --ignore-errors    skip packages that cannot be patched in-process instead of failing
+      --plain-http       speak HTTP, not HTTPS, to the registry (always so for loopback)
+      --dry-run          print the plan, push nothing
+      --buildkit-addr A  BuildKit daemon: unix:///path or tcp://host:port [default:
+                         $PATCHD_BUILDKIT_ADDR or $BUILDKIT_HOST]
+      --executor E       auto (in-process; BuildKit for packages whose maintainer
+                         scripts must run), inprocess, or buildkit [default: auto]
+      --tooling-image R  for images with no package manager of their own: an image
+                         with dnf and rpm (rpm roots) or a Debian image with apt
+                         (distroless); BuildKit runs its tools on them
+      --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
+  -h, --help             this text
+
+Options for scan:
+  -i, --image REF          image to scan (tag or digest; every platform of an index)
+  -r, --report FILE|URL    use a Trivy JSON or Harbor report instead of OSV matching
+      --advisories PATH    OSV records: a directory of *.json or an all.zip (repeatable;
+                           default $PATCHD_ADVISORIES, colon-separated)
+      --format FORMAT      table, json or sarif [default: table on a terminal, else json]
+      --no-updates         do not ask a Debian image's repositories for newer versions
+                           when no advisory data covers its OS
+      --plain-http         speak HTTP, not HTTPS, to the registry
+
+Options for serve:
+  -c, --config FILE        the service's YAML config (see the README)
+
+Options for doctor:
+      --buildkit-addr A    the BuildKit daemon to check [default: $PATCHD_BUILDKIT_ADDR,
+                           $BUILDKIT_HOST, or buildkit.address in --config]
+  -c, --config FILE        serve's config, for its buildkit section (address and TLS)
+`;
