@@ -16,7 +16,6 @@ import type { PatchDependencies, PatchOptions, PlatformOutcome } from './types.j
 
 /** Decisions of the pipeline itself: what it will not or cannot patch. */
 export const pipelineCodes = {
-  MANIFEST_INVALID: 'input',
   ALREADY_PATCHED: 'unsupported',
   BUILDKIT_NOT_CONFIGURED: 'unsupported',
   EXECUTOR_UNAVAILABLE: 'unsupported',

@@ -2,10 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadImageRepositories } from '../distro/deb/repository/for-image.js';
 import { DpkgDatabase, readUserDatabase } from '../distro/deb/dpkg-database.js';
-import { imageFromRegistry, type Image } from '../image/mutate.js';
-import { parseManifest, type ImageIndex } from '../image/types.js';
-import { readAllBytes } from '../lib/streams.js';
-import { isIndexMediaType } from '../oci/media-types.js';
+import type { Image } from '../image/mutate.js';
+import { resolveImage, type PlatformTarget } from '../image/resolve.js';
+import type { ImageIndex } from '../image/types.js';
 import { formatReference, withDigest, type Reference } from '../oci/reference.js';
 import { planLibraryUpgrades } from '../plan/library-upgrades.js';
 import type { PatchPlan, PlannedLibrary, SkippedPackage } from '../plan/types.js';
@@ -38,14 +37,13 @@ export async function patchImage(deps: PatchDependencies, options: PatchOptions)
   const { client, logger } = deps;
   options.onProgress?.({ stage: 'resolve', detail: formatReference(options.image) });
   const target = options.dryRun ? undefined : patchedTarget(options.image, { tagSuffix: options.tagSuffix, ...(options.target ? { target: options.target } : {}) });
-  const top = await client.getManifest(options.image);
-  const source = withDigest(options.image, top.digest);
+  const resolved = await resolveImage(client, options.image);
+  const { top, source } = resolved;
   const workDir = await mkdtemp(join(deps.tmpDir, 'patchd-'));
   let bytesDownloaded = 0;
   try {
-    const parsed = parseManifest(top.bytes, top.mediaType);
-    if (parsed.kind === 'manifest') {
-      const result = await patchPlatform(deps, options, source, top, 'single', workDir);
+    if (!resolved.index) {
+      const result = await patchPlatform(deps, options, resolved.platforms[0]!, workDir);
       bytesDownloaded += result.bytesDownloaded;
       if (!result.image || !target) return summarise(options, top.digest, [result.outcome], bytesDownloaded, target);
       options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
@@ -56,23 +54,19 @@ export async function patchImage(deps: PatchDependencies, options: PatchOptions)
     // Index: patch each platform manifest (attestation manifests are left as they are).
     const outcomes: PlatformOutcome[] = [];
     const replaced = new Map<string, { digest: string; size: number; mediaType: string }>();
-    for (const child of parsed.index.manifests) {
-      const platform = child.platform ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join('/') : 'unknown';
-      if (platform.startsWith('unknown') || isIndexMediaType(child.mediaType)) continue;
-      const childRef = withDigest(options.image, child.digest);
-      const manifest = await client.getManifest(childRef);
-      const result = await patchPlatform(deps, options, childRef, manifest, platform, workDir);
+    for (const platform of resolved.platforms) {
+      const result = await patchPlatform(deps, options, platform, workDir);
       bytesDownloaded += result.bytesDownloaded;
       if (result.image && target) {
-        const pushed = await pushImage({ client, source: childRef, target: withDigest(target, result.image.manifestDigest()), image: result.image, logger });
-        replaced.set(child.digest, { digest: pushed.digest, size: result.image.manifestBytes().length, mediaType: result.image.manifestMediaType });
+        const pushed = await pushImage({ client, source: platform.ref, target: withDigest(target, result.image.manifestDigest()), image: result.image, logger });
+        replaced.set(platform.ref.digest!, { digest: pushed.digest, size: result.image.manifestBytes().length, mediaType: result.image.manifestMediaType });
         outcomes.push({ ...result.outcome, manifestDigest: pushed.digest });
       } else {
         outcomes.push(result.outcome);
       }
     }
     if (replaced.size === 0 || !target) return summarise(options, top.digest, outcomes, bytesDownloaded, target);
-    const index = patchedIndex(parsed.index, replaced, options.image, top.digest, deps.now?.() ?? new Date());
+    const index = patchedIndex(resolved.index, replaced, options.image, top.digest, deps.now?.() ?? new Date());
     const bytes = Buffer.from(JSON.stringify(index));
     options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
     const digest = await client.putManifest(target, bytes, top.mediaType);
@@ -85,21 +79,12 @@ export async function patchImage(deps: PatchDependencies, options: PatchOptions)
 async function patchPlatform(
   deps: PatchDependencies,
   options: PatchOptions,
-  ref: Reference,
-  manifest: { mediaType: string; digest: string; bytes: Buffer },
-  platform: string,
+  target: PlatformTarget,
   workDir: string,
 ): Promise<{ outcome: PlatformOutcome; image?: Image; bytesDownloaded: number }> {
-  const { client, logger } = deps;
-  const parsed = parseManifest(manifest.bytes, manifest.mediaType);
-  if (parsed.kind !== 'manifest') throw new PipelineError('MANIFEST_INVALID', `${formatReference(ref)} is a nested index`);
-  const configBytes = await readAllBytes(await client.openBlob(ref, parsed.manifest.config));
-  const image = imageFromRegistry({
-    manifestMediaType: manifest.mediaType,
-    manifestBytes: manifest.bytes,
-    configBytes,
-    openBlob: (desc) => client.openBlob(ref, desc),
-  });
+  const { logger } = deps;
+  const { platform, ref } = target;
+  const { manifest, image } = await target.load();
   if (image.manifest.annotations?.[Annotation.patched]) {
     throw new PipelineError('ALREADY_PATCHED', `${formatReference(ref)} is patchd output; patch its base ${image.manifest.annotations[Annotation.baseName] ?? ''}@${image.manifest.annotations[Annotation.baseDigest] ?? ''} instead`);
   }

@@ -1,14 +1,11 @@
 import type { Dispatcher } from 'undici';
 import { DpkgDatabase, readUserDatabase } from '../distro/deb/dpkg-database.js';
 import { loadImageRepositories } from '../distro/deb/repository/for-image.js';
-import { imageFromRegistry } from '../image/mutate.js';
-import { parseManifest } from '../image/types.js';
+import { resolveImage } from '../image/resolve.js';
 import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
-import { isIndexMediaType } from '../oci/media-types.js';
-import { formatReference, withDigest, type Reference } from '../oci/reference.js';
+import { formatReference, type Reference } from '../oci/reference.js';
 import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
-import { readAllBytes } from '../lib/streams.js';
 import type { ScanResult } from '../scan/format.js';
 import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from '../scan/scan.js';
 import type { Finding } from '../scan/types.js';
@@ -25,25 +22,11 @@ export async function scanImage(
   deps: { client: RegistryClient; dispatcher: Dispatcher; logger: Logger; cacheDir: string; tmpDir: string },
   options: { image: Reference; advisories: AdvisorySources; updates: boolean },
 ): Promise<ScanResult[]> {
-  const { client } = deps;
-  const top = await client.getManifest(options.image);
-  const parsed = parseManifest(top.bytes, top.mediaType);
-  const targets: { ref: Reference; platform: string }[] = [];
-  if (parsed.kind === 'manifest') targets.push({ ref: withDigest(options.image, top.digest), platform: 'single' });
-  else {
-    for (const child of parsed.index.manifests) {
-      const platform = child.platform ? [child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join('/') : 'unknown';
-      if (platform.startsWith('unknown') || isIndexMediaType(child.mediaType)) continue;
-      targets.push({ ref: withDigest(options.image, child.digest), platform });
-    }
-  }
+  const resolved = await resolveImage(deps.client, options.image);
   const results: ScanResult[] = [];
-  for (const { ref, platform } of targets) {
-    const manifest = ref.digest === top.digest ? top : await client.getManifest(ref);
-    const m = parseManifest(manifest.bytes, manifest.mediaType);
-    if (m.kind !== 'manifest') continue;
-    const configBytes = await readAllBytes(await client.openBlob(ref, m.manifest.config));
-    const image = imageFromRegistry({ manifestMediaType: manifest.mediaType, manifestBytes: manifest.bytes, configBytes, openBlob: (d) => client.openBlob(ref, d) });
+  for (const target of resolved.platforms) {
+    const { manifest, image } = await target.load();
+    const platform = target.platform;
     const { fs, inventory } = await scanLayers(image.layers, { capture: (p) => options.updates && aptFiles.test(p), maxCaptureBytes: 4 * 2 ** 20, logger: deps.logger, tmpDir: deps.tmpDir });
     const findings: Finding[] = collectFindings(inventory, options.advisories);
     const osPackage = inventory.packages.find((p) => p.class === 'os' && p.ecosystem === 'debian');
