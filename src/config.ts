@@ -1,16 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from './lib/errors.js';
+import { codedError, type ErrorCodes } from './lib/errors.js';
 
 export const configCodes = { CONFIG_INVALID: 'input', CONFIG_UNREADABLE: 'input' } as const satisfies ErrorCodes;
 export type ConfigCode = keyof typeof configCodes;
 
-export class ConfigError extends PatchdError<ConfigCode> {
-  constructor(code: ConfigCode, message: string, options?: PatchdErrorOptions) {
-    super(code, configCodes[code], message, options);
-  }
-}
+export class ConfigError extends codedError(configCodes) {}
 
 const RegistrySchema = z.object({
   /** Where patchd reaches the registry: 'https://harbor.example.com', 'http://127.0.0.1:5000'. */

@@ -1,4 +1,4 @@
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../lib/errors.js';
+import { codedError, type ErrorCodes } from '../lib/errors.js';
 
 /** Reading and writing images: manifests, configs, layers and the paths inside them. */
 export const imageCodes = {
@@ -13,8 +13,4 @@ export const imageCodes = {
 } as const satisfies ErrorCodes;
 export type ImageCode = keyof typeof imageCodes;
 
-export class ImageError extends PatchdError<ImageCode> {
-  constructor(code: ImageCode, message: string, options?: PatchdErrorOptions) {
-    super(code, imageCodes[code], message, options);
-  }
-}
+export class ImageError extends codedError(imageCodes) {}

@@ -48,6 +48,18 @@ export class PatchdError<Code extends string = string> extends Error {
   }
 }
 
+/**
+ * The base of a module's error class, bound to its code table:
+ * `export class DebError extends codedError(debCodes) {}`.
+ */
+export function codedError<const Codes extends ErrorCodes>(codes: Codes) {
+  return class extends PatchdError<keyof Codes & string> {
+    constructor(code: keyof Codes & string, message: string, options?: PatchdErrorOptions) {
+      super(code, codes[code]!, message, options);
+    }
+  };
+}
+
 const statusOfKind: Record<FailureKind, 400 | 422 | 500 | 502 | 503> = {
   input: 400, unsupported: 422, upstream: 502, unavailable: 503, internal: 500,
 };
@@ -59,8 +71,8 @@ export function httpStatusOf(error: unknown): 400 | 422 | 500 | 502 | 503 {
 
 /** Errors of the command line itself: a wrong flag or value. */
 export const usageCodes = { USAGE: 'input' } as const satisfies ErrorCodes;
-export class UsageError extends PatchdError<keyof typeof usageCodes> {
+export class UsageError extends codedError(usageCodes) {
   constructor(message: string) {
-    super('USAGE', 'input', message);
+    super('USAGE', message);
   }
 }

@@ -1,7 +1,7 @@
 import type { BuildkitRun } from '../executors/buildkit/executor.js';
 import { DpkgDatabase } from '../distro/deb/dpkg-database.js';
 import { DebError } from '../distro/deb/errors.js';
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../lib/errors.js';
+import { codedError, type ErrorCodes } from '../lib/errors.js';
 import { ImageFilesystem } from '../image/filesystem.js';
 import type { Layer } from '../image/layer.js';
 import { appendLayer, withAnnotations, withConfigCreated, type Image } from '../image/mutate.js';
@@ -24,11 +24,7 @@ export const pipelineCodes = {
 } as const satisfies ErrorCodes;
 export type PipelineCode = keyof typeof pipelineCodes;
 
-export class PipelineError extends PatchdError<PipelineCode> {
-  constructor(code: PipelineCode, message: string, options?: PatchdErrorOptions) {
-    super(code, pipelineCodes[code], message, options);
-  }
-}
+export class PipelineError extends codedError(pipelineCodes) {}
 
 /** What every per-family patch path of one platform shares: the image, its scan, and the plan so far. */
 export interface PlatformContext {

@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from 'undici';
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../lib/errors.js';
+import { codedError, type ErrorCodes } from '../lib/errors.js';
 import { readAllBytes } from '../lib/streams.js';
 import { compareVersions, type Ecosystem } from '../versions/index.js';
 
@@ -12,11 +12,7 @@ export const libraryIndexCodes = {
 } as const satisfies ErrorCodes;
 export type LibraryIndexCode = keyof typeof libraryIndexCodes;
 
-export class LibraryIndexError extends PatchdError<LibraryIndexCode> {
-  constructor(code: LibraryIndexCode, message: string, options?: PatchdErrorOptions) {
-    super(code, libraryIndexCodes[code], message, options);
-  }
-}
+export class LibraryIndexError extends codedError(libraryIndexCodes) {}
 
 /** Which versions a package source publishes, so a plan never names one that does not exist. */
 export interface LibraryIndex {

@@ -1,14 +1,10 @@
 import { parseReference, withTag, type Reference } from '../oci/reference.js';
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../lib/errors.js';
+import { codedError, type ErrorCodes } from '../lib/errors.js';
 
 export const publishCodes = { TARGET_INVALID: 'input' } as const satisfies ErrorCodes;
 export type PublishCode = keyof typeof publishCodes;
 
-export class PublishError extends PatchdError<PublishCode> {
-  constructor(code: PublishCode, message: string, options?: PatchdErrorOptions) {
-    super(code, publishCodes[code], message, options);
-  }
-}
+export class PublishError extends codedError(publishCodes) {}
 
 const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 

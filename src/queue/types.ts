@@ -1,13 +1,9 @@
-import { PatchdError, type ErrorCodes } from '../lib/errors.js';
+import { codedError, type ErrorCodes } from '../lib/errors.js';
 
 export const queueCodes = { QUEUE_CLOSED: 'unavailable' } as const satisfies ErrorCodes;
 export type QueueCode = keyof typeof queueCodes;
 
-export class QueueError extends PatchdError<QueueCode> {
-  constructor(code: QueueCode, message: string) {
-    super(code, queueCodes[code], message);
-  }
-}
+export class QueueError extends codedError(queueCodes) {}
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'skipped' | 'dead';
 

@@ -1,4 +1,4 @@
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../lib/errors.js';
+import { codedError, type ErrorCodes } from '../../lib/errors.js';
 
 /** Debian package formats (.deb, control files, the dpkg database) and the in-process executor's own checks. */
 export const debCodes = {
@@ -18,8 +18,4 @@ export const debCodes = {
 } as const satisfies ErrorCodes;
 export type DebCode = keyof typeof debCodes;
 
-export class DebError extends PatchdError<DebCode> {
-  constructor(code: DebCode, message: string, options?: PatchdErrorOptions) {
-    super(code, debCodes[code], message, options);
-  }
-}
+export class DebError extends codedError(debCodes) {}

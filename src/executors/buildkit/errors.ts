@@ -1,4 +1,4 @@
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../lib/errors.js';
+import { codedError, type ErrorCodes } from '../../lib/errors.js';
 
 /** The BuildKit executor: the daemon, the build, and what it exports. */
 export const buildkitCodes = {
@@ -17,8 +17,4 @@ export const buildkitCodes = {
 } as const satisfies ErrorCodes;
 export type BuildkitCode = keyof typeof buildkitCodes;
 
-export class BuildkitError extends PatchdError<BuildkitCode> {
-  constructor(code: BuildkitCode, message: string, options?: PatchdErrorOptions) {
-    super(code, buildkitCodes[code], message, options);
-  }
-}
+export class BuildkitError extends codedError(buildkitCodes) {}

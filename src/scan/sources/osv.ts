@@ -1,7 +1,7 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../lib/errors.js';
+import { codedError, type ErrorCodes } from '../../lib/errors.js';
 import { normalisePythonName } from '../inventory/readers/python.js';
 import { zipEntries } from './zip.js';
 
@@ -13,11 +13,7 @@ export const advisoryCodes = {
 } as const satisfies ErrorCodes;
 export type AdvisoryCode = keyof typeof advisoryCodes;
 
-export class AdvisoryError extends PatchdError<AdvisoryCode> {
-  constructor(code: AdvisoryCode, message: string, options?: PatchdErrorOptions) {
-    super(code, advisoryCodes[code], message, options);
-  }
-}
+export class AdvisoryError extends codedError(advisoryCodes) {}
 
 const EventSchema = z.looseObject({
   introduced: z.string().optional(), fixed: z.string().optional(), last_affected: z.string().optional(), limit: z.string().optional(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../lib/errors.js';
+import { codedError, type ErrorCodes } from '../../lib/errors.js';
 import type { Inventory } from '../inventory/types.js';
 import type { Finding } from '../types.js';
 import type { Ecosystem } from '../../versions/index.js';
@@ -15,11 +15,7 @@ export const reportCodes = {
 } as const satisfies ErrorCodes;
 export type ReportCode = keyof typeof reportCodes;
 
-export class ReportError extends PatchdError<ReportCode> {
-  constructor(code: ReportCode, message: string, options?: PatchdErrorOptions) {
-    super(code, reportCodes[code], message, options);
-  }
-}
+export class ReportError extends codedError(reportCodes) {}
 
 const VulnerabilitySchema = z.object({
   VulnerabilityID: z.string(),

@@ -1,4 +1,4 @@
-import { PatchdError, type ErrorCodes, type PatchdErrorOptions } from '../../../lib/errors.js';
+import { codedError, type ErrorCodes } from '../../../lib/errors.js';
 
 /** Apt repositories: the image's sources, signed Release files, indexes, package downloads. */
 export const aptCodes = {
@@ -15,8 +15,4 @@ export const aptCodes = {
 } as const satisfies ErrorCodes;
 export type AptCode = keyof typeof aptCodes;
 
-export class AptError extends PatchdError<AptCode> {
-  constructor(code: AptCode, message: string, options?: PatchdErrorOptions) {
-    super(code, aptCodes[code], message, options);
-  }
-}
+export class AptError extends codedError(aptCodes) {}
