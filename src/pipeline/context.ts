@@ -21,6 +21,10 @@ export const pipelineCodes = {
   EXECUTOR_UNAVAILABLE: 'unsupported',
   EXECUTOR_UNSUPPORTED: 'unsupported',
   LIBRARY_INDEX_MISSING: 'unsupported',
+  /** A library install failed in a way its executor did not classify. */
+  LIBRARY_FAILED: 'upstream',
+  /** The patched image does not hold what the plan installed: a fault of ours. */
+  VERIFY_FAILED: 'internal',
 } as const satisfies ErrorCodes;
 export type PipelineCode = keyof typeof pipelineCodes;
 
@@ -43,10 +47,18 @@ export interface PlatformContext {
   /** The library part of the plan, for paths that patch no OS packages. */
   readonly emptyPlan: PatchPlan;
   readonly libraryPlan: { readonly libraries: readonly PlannedLibrary[]; readonly skipped: readonly SkippedPackage[] };
-  readonly failedLibraries: readonly { readonly name: string; readonly error: string }[];
 }
 
-export interface PlatformResult { readonly outcome: PlatformOutcome; readonly image?: Image; readonly bytesDownloaded: number }
+/** A patch layer one step produced, and how to describe it in the image's history. */
+export interface PatchLayer {
+  readonly layer: Layer & { readonly diffId: string };
+  /** 'tzdata 2024a-0+deb12u1 -> 2025b-0+deb12u1, ...' */
+  readonly summary: string;
+  readonly executor: 'inprocess' | 'buildkit';
+}
+
+/** What the OS step of one platform did: its outcome, and the layer it made (if any). */
+export interface PlatformResult { readonly outcome: PlatformOutcome; readonly patch?: PatchLayer; readonly bytesDownloaded: number }
 
 export function buildkitRun(deps: PatchDependencies, ref: Reference, digest: string, image: Image, workDir: string, logger: Logger, options?: PatchOptions): BuildkitRun {
   return {

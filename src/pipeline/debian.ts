@@ -11,7 +11,7 @@ import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
 import { debUpgradeRequest } from '../plan/os-request.js';
 import type { PatchPlan, PlannedPackage } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';
-import { buildkitRun, PipelineError, verifyInstalled, withPatchLayer, type PlatformContext, type PlatformResult } from './context.js';
+import { buildkitRun, PipelineError, verifyInstalled, type PlatformContext, type PlatformResult } from './context.js';
 
 /**
  * Debian-family images with apt sources: the apt-get upgrade plan, built
@@ -19,14 +19,14 @@ import { buildkitRun, PipelineError, verifyInstalled, withPatchLayer, type Platf
  * scripts must run (then the whole plan, as one apt transaction).
  */
 export async function patchDebianPlatform(ctx: PlatformContext, { db, users, repositories }: { db: DpkgDatabase; users: UserDatabase; repositories: AptRepositories }): Promise<PlatformResult> {
-  const { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, libraryPlan, failedLibraries } = ctx;
+  const { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, libraryPlan } = ctx;
   const { logger } = deps;
   const osPackage = inventory.packages.find((p) => p.class === 'os');
   const request = debUpgradeRequest(osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all');
   const plan: PatchPlan = { ...resolveDebUpgrades({ installed: db.packages, repositories, request }), ...libraryPlan };
   logger.info({ platform, packages: plan.packages.map((p) => `${p.name} ${p.from} -> ${p.to}`), heldBack: plan.heldBack, unavailable: plan.unavailable, libraries: plan.libraries?.map((l) => `${l.name} ${l.from} -> ${l.to}`), skipped: plan.skipped }, 'plan');
   if (plan.packages.length === 0 || options.dryRun) {
-    return { outcome: { platform, ...scanned, plan, failed: failedLibraries }, bytesDownloaded: repositories.stats.bytesDownloaded };
+    return { outcome: { platform, ...scanned, plan, failed: [] }, bytesDownloaded: repositories.stats.bytesDownloaded };
   }
 
   options.onProgress?.({ stage: 'build', detail: platform });
@@ -76,7 +76,7 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
     }
   }
   const noBuildkit = executor !== 'buildkit' && !deps.buildkit ? ' (no BuildKit daemon is configured: --buildkit-addr)' : '';
-  const failed = [...built.failed.map((f) => ({ name: f.pkg.name, error: `${f.error.message}${f.error instanceof DebError && f.error.code === 'SCRIPTS_REQUIRED' ? noBuildkit : ''}` })), ...failedLibraries];
+  const failed = [...built.failed.map((f) => ({ name: f.pkg.name, error: `${f.error.message}${f.error instanceof DebError && f.error.code === 'SCRIPTS_REQUIRED' ? noBuildkit : ''}` }))];
   if (!built.layer) {
     return { outcome: { platform, ...scanned, plan, failed, skipped: 'every planned package failed (ignoreErrors)' }, bytesDownloaded: built.bytesDownloaded };
   }
@@ -85,10 +85,9 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
   options.onProgress?.({ stage: 'verify', detail: platform });
   await verifyInstalled(layer, built.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
 
-  const summary = built.applied.map((p) => `${p.name} ${p.from} -> ${p.to}`).join(', ');
   return {
-    outcome: { platform, ...scanned, plan, failed, executor: built.executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
-    image: withPatchLayer(deps, options, image, layer, `patchd (${built.executor}): ${summary}`, ref, manifest.digest),
+    outcome: { platform, ...scanned, plan, failed },
+    patch: { layer, executor: built.executor, summary: built.applied.map((p) => `${p.name} ${p.from} -> ${p.to}`).join(', ') },
     bytesDownloaded: built.bytesDownloaded,
   };
 }

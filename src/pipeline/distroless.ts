@@ -2,16 +2,16 @@ import { patchDistrolessImage } from '../executors/buildkit/tooling-patch.js';
 import { gzipLayerMediaTypeFor } from '../oci/media-types.js';
 import type { PatchPlan } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';
-import { buildkitRun, verifyInstalled, withPatchLayer, type PlatformContext, type PlatformResult } from './context.js';
+import { buildkitRun, verifyInstalled, type PlatformContext, type PlatformResult } from './context.js';
 
 /** Distroless Debian images: no apt sources and no shell; a Debian tooling image's apt works on them through BuildKit. */
 export async function patchDistrolessPlatform(ctx: PlatformContext): Promise<PlatformResult> {
-  const { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, emptyPlan, failedLibraries } = ctx;
+  const { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, emptyPlan } = ctx;
   const { logger } = deps;
     const osPackage = inventory.packages.find((p) => p.ecosystem === 'debian');
     const request = osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all' as const;
     if (options.dryRun) {
-      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `dry run: the BuildKit executor would upgrade ${request === 'all' ? 'every package with a newer candidate' : 'the packages findings name'} with the tooling image's apt`, failed: failedLibraries }, bytesDownloaded: 0 };
+      return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `dry run: the BuildKit executor would upgrade ${request === 'all' ? 'every package with a newer candidate' : 'the packages findings name'} with the tooling image's apt`, failed: [] }, bytesDownloaded: 0 };
     }
     options.onProgress?.({ stage: 'build', detail: platform });
     const result = await patchDistrolessImage({
@@ -20,11 +20,11 @@ export async function patchDistrolessPlatform(ctx: PlatformContext): Promise<Pla
       mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
     });
     const distrolessPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };
-    if (!result.layer) return { outcome: { platform, ...scanned, plan: distrolessPlan, failed: failedLibraries }, bytesDownloaded: 0 };
+    if (!result.layer) return { outcome: { platform, ...scanned, plan: distrolessPlan, failed: [] }, bytesDownloaded: 0 };
     await verifyInstalled(result.layer, result.upgraded.map((u) => ({ name: u.name, architecture: u.architecture, version: u.to })), 'status.d');
     return {
-      outcome: { platform, ...scanned, plan: distrolessPlan, failed: failedLibraries, executor: 'buildkit', layer: { digest: result.layer.digest, size: result.layer.size, diffId: result.layer.diffId } },
-      image: withPatchLayer(deps, options, image, result.layer, `patchd (buildkit, distroless): ${result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ')}`, ref, manifest.digest),
+      outcome: { platform, ...scanned, plan: distrolessPlan, failed: [] },
+      patch: { layer: result.layer, executor: 'buildkit', summary: `distroless: ${result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ')}` },
       bytesDownloaded: 0,
     };
 }

@@ -9,7 +9,8 @@ import { formatReference, withDigest, type Reference } from '../oci/reference.js
 import { planLibraryUpgrades } from '../plan/library-upgrades.js';
 import type { PatchPlan, PlannedLibrary, SkippedPackage } from '../plan/types.js';
 import { Annotation } from '../publish/annotations.js';
-import { PipelineError, type PlatformContext } from './context.js';
+import { PipelineError, withPatchLayer, type PlatformContext, type PlatformResult } from './context.js';
+import { patchLibraries } from './libraries.js';
 import type { PatchDependencies, PatchOptions, PatchOutcome, PlatformOutcome } from './types.js';
 import { patchDebianPlatform } from './debian.js';
 import { patchDistrolessPlatform } from './distroless.js';
@@ -102,37 +103,37 @@ async function patchPlatform(
     if (!deps.libraryIndex) throw new PipelineError('LIBRARY_INDEX_MISSING', 'library patching needs a package index to check fixed versions against');
     libraries = await planLibraryUpgrades({ findings, level: options.libraryPatchLevel ?? 'patch', index: deps.libraryIndex });
   }
-  // Language package managers (pip, npm) are to run in the BuildKit executor; patchd does not drive them there yet.
-  const why = deps.buildkit ? 'library installs (pip, npm) through BuildKit are not implemented yet' : 'library upgrades need the BuildKit executor, which is not configured';
-  const libraryFailures = libraries.upgrades.map((l) => ({ name: `${l.name} (${l.ecosystem})`, error: `${l.from} -> ${l.to}: ${why}` }));
-  if (libraryFailures.length > 0 && !options.ignoreErrors && !options.dryRun) {
-    throw new PipelineError('EXECUTOR_UNAVAILABLE', `${why}: ${libraryFailures.map((f) => f.name).join(', ')} (use --ignore-errors to patch the rest)`);
-  }
   const libraryPlan = { libraries: libraries.upgrades, skipped: libraries.skipped };
   const emptyPlan: PatchPlan = { packages: [], heldBack: [], unavailable: [], ...libraryPlan };
-  const failedLibraries = options.dryRun ? [] : libraryFailures;
+  const ctx: PlatformContext = { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, emptyPlan, libraryPlan };
+  const os = pkgTypes.os ? await patchOsPackages(ctx) : { outcome: { platform, ...scanned, plan: emptyPlan, skipped: 'OS packages not selected (--pkg-types)', failed: [] }, bytesDownloaded: 0 };
+  const combined = libraries.upgrades.length > 0 && !options.dryRun ? await patchLibraries(ctx, os) : os;
+  if (!combined.patch) return { outcome: combined.outcome, bytesDownloaded: combined.bytesDownloaded };
+  const { layer, executor, summary } = combined.patch;
+  return {
+    outcome: { ...combined.outcome, executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
+    image: withPatchLayer(deps, options, image, layer, `patchd (${executor}): ${summary}`, ref, manifest.digest),
+    bytesDownloaded: combined.bytesDownloaded,
+  };
+}
 
+/** The OS step: Debian-family in-process (or BuildKit), distroless and rpm-family through BuildKit. */
+async function patchOsPackages(ctx: PlatformContext): Promise<PlatformResult> {
+  const { deps, options, image, platform, fs, inventory, scanned, emptyPlan, logger } = { ...ctx, logger: ctx.deps.logger };
   const users = await readUserDatabase(fs);
-  const db = pkgTypes.os ? await DpkgDatabase.read(fs, users) : undefined;
-  const ctx: PlatformContext = { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, emptyPlan, libraryPlan, failedLibraries };
-  if (!db && pkgTypes.os && inventory.packages.some((p) => p.ecosystem === 'rpm')) return patchRpmPlatform(ctx);
+  const db = await DpkgDatabase.read(fs, users);
+  if (!db && inventory.packages.some((p) => p.ecosystem === 'rpm')) return patchRpmPlatform(ctx);
   if (!db) {
-    const skipped = pkgTypes.os ? 'no dpkg or rpm database (Debian-family packages are patched in-process, rpm-family through BuildKit)' : 'OS packages not selected (--pkg-types)';
-    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped, failed: failedLibraries }, bytesDownloaded: 0 };
+    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: 'no dpkg or rpm database (Debian-family packages are patched in-process, rpm-family through BuildKit)', failed: [] }, bytesDownloaded: 0 };
   }
-
   const repositories = await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}) });
   if (!repositories && db.layout === 'status.d' && deps.buildkit?.toolingImages?.deb && options.executor !== 'inprocess') return patchDistrolessPlatform(ctx);
   if (!repositories) {
     const hint = db.layout === 'status.d' ? ' (a distroless image: give BuildKit a Debian tooling image, --tooling-image)' : '';
-    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `the image has no apt sources to take updates from${hint}`, failed: failedLibraries }, bytesDownloaded: 0 };
+    return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: `the image has no apt sources to take updates from${hint}`, failed: [] }, bytesDownloaded: 0 };
   }
   return patchDebianPlatform(ctx, { db, users, repositories });
 }
-
-
-
-
 
 function patchedIndex(index: ImageIndex, replaced: ReadonlyMap<string, { digest: string; size: number; mediaType: string }>, image: Reference, baseDigest: string, now: Date): ImageIndex {
   return {

@@ -4,7 +4,7 @@ import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
 import type { Keychain } from '../oci/keychain.js';
 import type { Reference } from '../oci/reference.js';
-import type { LibraryIndex } from '../plan/library-index.js';
+import type { LibraryIndex, PackageIndexes } from '../plan/library-index.js';
 import type { LibraryPatchLevel } from '../plan/library-level.js';
 import type { PatchPlan } from '../plan/types.js';
 import type { Inventory } from '../scan/inventory/types.js';
@@ -22,6 +22,8 @@ export interface PatchDependencies {
   readonly now?: () => Date;
   /** Where library fixes are checked to exist (PyPI, npm, Go proxy, NuGet); required for library patching. */
   readonly libraryIndex?: LibraryIndex;
+  /** Where library packages are downloaded from (mirrors, private indexes with credentials); default the public indexes. */
+  readonly packageIndexes?: PackageIndexes;
   /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
   readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string } };
 }

@@ -34,6 +34,26 @@ export interface LibraryIndexUrls {
   readonly nuget: string;
 }
 
+/**
+ * Where one ecosystem's packages come from: the public index, a mirror, or a
+ * private index with credentials (per registry policy). Used to check that a
+ * fixed version exists (plan) and to download it (executors).
+ */
+export interface PackageIndex {
+  readonly url: string;
+  /** Basic credentials, or a bearer token (npm's `_authToken`). Never logged. */
+  readonly credentials?: { readonly username: string; readonly password: string } | { readonly token: string };
+}
+
+export type PackageIndexes = { readonly [K in keyof LibraryIndexUrls]: PackageIndex };
+
+/** The Authorization header value for an index's credentials, if it has any. */
+export function indexAuthorization(index: PackageIndex): string | undefined {
+  const c = index.credentials;
+  if (!c) return undefined;
+  return 'token' in c ? `Bearer ${c.token}` : `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+}
+
 export const defaultLibraryIndexUrls: LibraryIndexUrls = {
   pypi: 'https://pypi.org/pypi',
   npm: 'https://registry.npmjs.org',

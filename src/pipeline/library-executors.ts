@@ -1,0 +1,4 @@
+import type { LibraryExecutor } from '../executors/library/types.js';
+
+/** The executor of each library ecosystem; an ecosystem without one is reported as not installable. */
+export const libraryExecutors: readonly LibraryExecutor[] = [];
