@@ -52,3 +52,11 @@ export function parseChallenges(header: string): Challenge[] {
   }
   return out;
 }
+
+/** The challenge a client answers from a WWW-Authenticate header: Bearer when offered, else Basic. */
+export function pickChallenge(value: string | readonly string[] | undefined): Challenge | undefined {
+  const text = typeof value === 'string' ? value : value?.join(', ');
+  if (!text) return undefined;
+  const all = parseChallenges(text);
+  return all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
+}

@@ -1,23 +1,24 @@
 import assert from 'node:assert/strict';
-import { createHash, createSign, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Agent } from 'undici';
-import { createRegistryClient, type RegistryClient } from '../../src/oci/client.js';
+import { createRegistryClient, type RegistryClient, type RegistryClientOptions } from '../../src/oci/client.js';
 import { OciError } from '../../src/oci/errors.js';
 import { staticKeychain } from '../../src/oci/keychain.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/oci/reference.js';
 import { silentLogger } from '../../src/lib/log.js';
+import { startFaultProxy, type Fault, type FaultProxy, type ProxiedRequest } from '../harness/fault-proxy.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
-import { freePort, run, tmpDir, type TempDir } from '../harness/tools.js';
+import { startTokenServer, type TokenServer } from '../harness/token-server.js';
+import { freePort } from '../harness/tools.js';
 
-// The client against a real CNCF distribution registry; small node:http
-// servers in front of it play the parts a plain registry cannot (token
-// service, redirects to another host, throttling, corrupt bytes).
+// The client against a real CNCF distribution registry; a token service
+// (test/harness/token-server.ts), small node:http servers and the fault proxy
+// in front of it play the parts a plain registry cannot (redirects to another
+// host, throttling, corrupt bytes, cut connections, lost answers, stalls).
 
 const dispatcher = new Agent();
 const logger = silentLogger();
@@ -117,53 +118,27 @@ describe('against a registry with htpasswd (Basic) auth', () => {
 
 describe('against a registry with token (Bearer) auth', () => {
   let registry: RunningRegistry;
-  let tokenServer: Server;
-  let work: TempDir;
-  let tokenRequests: { authorization?: string; scopes: string[] }[] = [];
+  let tokenServer: TokenServer;
+  const tokenRequests = () => tokenServer.requests;
 
   before(async () => {
-    work = await tmpDir('patchd-token');
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    await writeFile(join(work.path, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    await run('openssl', ['req', '-x509', '-new', '-key', join(work.path, 'key.pem'), '-subj', '/CN=patchd-test-token', '-days', '2', '-out', join(work.path, 'cert.pem')]);
-    const certB64 = (await run('sh', ['-c', `openssl x509 -in ${join(work.path, 'cert.pem')} -outform DER | base64 -w0`])).stdout.trim();
-    const tokenPort = await freePort();
-    const realm = `http://127.0.0.1:${tokenPort}/token`;
-    tokenServer = createServer((req, res) => {
-      const url = new URL(req.url ?? '/', realm);
-      const scopes = url.searchParams.getAll('scope');
-      tokenRequests.push({ ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), scopes });
-      if (req.headers.authorization !== `Basic ${Buffer.from('robot:t0ken').toString('base64')}`) { res.statusCode = 401; res.end(); return; }
-      const access = scopes.flatMap((s) => {
-        const [type, name, actions] = s.split(':');
-        return type && name && actions ? [{ type, name, actions: actions.split(',') }] : [];
-      });
-      const now = Math.floor(Date.now() / 1000);
-      const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-      const head = b64({ alg: 'RS256', typ: 'JWT', x5c: [certB64] });
-      const body = b64({ iss: 'patchd-test-issuer', sub: 'robot', aud: 'patchd-test', exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access });
-      const signature = createSign('RSA-SHA256').update(`${head}.${body}`).sign(privateKey).toString('base64url');
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ token: `${head}.${body}.${signature}`, expires_in: 300 }));
-    });
-    await new Promise<void>((r) => tokenServer.listen(tokenPort, '127.0.0.1', r));
-    registry = await startRegistry({ token: { realm, service: 'patchd-test', issuer: 'patchd-test-issuer', rootCertBundle: join(work.path, 'cert.pem') } });
+    tokenServer = await startTokenServer({ users: { robot: 't0ken' } });
+    registry = await startRegistry({ token: tokenServer.registryAuth() });
   });
   after(async () => {
     await registry?.stop();
-    tokenServer?.close();
-    await work?.remove();
+    await tokenServer?.stop();
   });
 
   test('follows the Bearer challenge, fetches tokens by GET with Basic credentials, caches them per scope', async () => {
-    tokenRequests = [];
+    tokenServer.clear();
     const client = createRegistryClient({ logger, dispatcher, keychain: staticKeychain({ [registry.host]: { username: 'robot', password: 't0ken' } }) });
     const pushed = await pushImage(client, `${registry.host}/tok/app:v1`);
-    const pushTokens = tokenRequests.length;
+    const pushTokens = tokenRequests().length;
     for (let i = 0; i < 3; i++) assert.equal((await client.getManifest(parseReference(`${registry.host}/tok/app:v1`))).digest, pushed.digest);
-    assert.ok(tokenRequests.length - pushTokens <= 1, `cached token reused (fetched ${tokenRequests.length - pushTokens} more)`);
-    assert.ok(tokenRequests.every((t) => t.authorization?.startsWith('Basic ')));
-    assert.ok(tokenRequests.some((t) => t.scopes.includes('repository:tok/app:pull,push')));
+    assert.ok(tokenRequests().length - pushTokens <= 1, `cached token reused (fetched ${tokenRequests().length - pushTokens} more)`);
+    assert.ok(tokenRequests().every((t) => t.authorization?.startsWith('Basic ')));
+    assert.ok(tokenRequests().some((t) => t.scopes.includes('repository:tok/app:pull,push')));
   });
 
   test('wrong credentials surface as an authentication error, not a crash', async () => {
@@ -177,12 +152,13 @@ describe('through a front server (redirects, throttling, corruption)', () => {
   let front: Server;
   let storage: Server;
   let frontHost: string;
-  let mode: 'redirect' | 'corrupt' | 'throttle' | 'flaky' = 'redirect';
+  let mode: 'redirect' | 'corrupt' | 'throttle' | 'flaky' | 'ignore-range' = 'redirect';
+  let rangesAsked: (string | undefined)[] = [];
   let storageAuth: (string | undefined)[] = [];
   let throttled = 0;
   let failures = 0;
 
-  const proxy = (req: IncomingMessage, res: ServerResponse, rewrite?: (body: Buffer) => Buffer) => {
+  const proxy = (req: IncomingMessage, res: ServerResponse, rewrite?: (body: Buffer) => Buffer, cutAt?: number) => {
     const upstream = httpRequest({ host: '127.0.0.1', port: Number(registry.host.split(':')[1]), path: req.url, method: req.method, headers: { ...req.headers, host: registry.host } }, (up) => {
       const chunks: Buffer[] = [];
       up.on('data', (c: Buffer) => chunks.push(c));
@@ -191,6 +167,7 @@ describe('through a front server (redirects, throttling, corruption)', () => {
         if (rewrite) body = rewrite(body);
         const headers = { ...up.headers, 'content-length': String(body.length) };
         res.writeHead(up.statusCode ?? 502, headers);
+        if (cutAt !== undefined) { res.write(body.subarray(0, cutAt), () => res.socket?.destroy()); return; }
         res.end(req.method === 'HEAD' ? undefined : body);
       });
     });
@@ -210,6 +187,13 @@ describe('through a front server (redirects, throttling, corruption)', () => {
         res.writeHead(307, { location: `http://127.0.0.2:${storagePort}${req.url}` });
         res.end();
         return;
+      }
+      if (mode === 'ignore-range' && isBlobGet) {
+        // The first answer breaks off; the registry then answers every Range request with all of the blob.
+        rangesAsked.push(req.headers.range);
+        if (rangesAsked.length === 1) return proxy(req, res, undefined, 3000);
+        delete req.headers.range;
+        return proxy(req, res);
       }
       if (mode === 'corrupt' && isBlobGet) return proxy(req, res, (b) => { const c = Buffer.from(b); if (c.length) c[0] = c[0]! ^ 0xff; return c; });
       if (mode === 'throttle' && throttled < 2 && req.url?.includes('/manifests/')) {
@@ -254,6 +238,20 @@ describe('through a front server (redirects, throttling, corruption)', () => {
       (e: OciError) => e.code === 'BLOB_DIGEST_MISMATCH');
   });
 
+  test('a resumed blob download answered with 200 instead of 206 skips the bytes already passed on', async () => {
+    mode = 'redirect';
+    const client = createRegistryClient({ logger, dispatcher, retry: { baseDelayMs: 10 } });
+    const layer = Buffer.from(Array.from({ length: 20_000 }, (_, i) => i % 251));
+    const desc = { digest: sha(layer), size: layer.length };
+    await client.pushBlob(parseReference(`${frontHost}/norange/app:v1`), desc, async () => Readable.from([layer]));
+    mode = 'ignore-range';
+    rangesAsked = [];
+    assert.deepEqual(await readAll(await client.openBlob(parseReference(`${frontHost}/norange/app:v1`), desc)), layer);
+    assert.equal(rangesAsked.length, 2);
+    assert.equal(rangesAsked[0], undefined);
+    assert.match(String(rangesAsked[1]), /^bytes=[1-9]\d*-$/);
+  });
+
   test('429 with Retry-After and 5xx are retried, then succeed', async () => {
     mode = 'redirect';
     const client = createRegistryClient({ logger, dispatcher, retry: { baseDelayMs: 10 } });
@@ -266,5 +264,187 @@ describe('through a front server (redirects, throttling, corruption)', () => {
     failures = 0;
     assert.equal((await client.getManifest(parseReference(`${frontHost}/retry/app:v1`))).digest, pushed.digest);
     assert.equal(failures, 2);
+  });
+});
+
+describe('through the fault proxy (cut, lost, stalled and throttled answers)', () => {
+  let registry: RunningRegistry;
+  let proxy: FaultProxy;
+  const direct = () => createRegistryClient({ logger, dispatcher });
+  const faulty = (options: Partial<RegistryClientOptions> = {}) => createRegistryClient({ logger, dispatcher, retry: { baseDelayMs: 20 }, ...options });
+  /** Applies `fault` to the first request `matches` picks, and to no other. */
+  const once = (matches: (req: ProxiedRequest) => boolean, fault: Fault) => {
+    let used = false;
+    proxy.setPlan((req) => { if (used || !matches(req)) return undefined; used = true; return fault; });
+  };
+  /** What the proxy saw from `index` on, a new client's ping (GET /v2/) left out. */
+  const since = (index: number) => proxy.log.filter((r) => r.index >= index && r.path !== '/v2/');
+  const randomBlob = (size: number) => { const b = Buffer.alloc(size); for (let i = 0; i < size; i += 4) b.writeUInt32LE((Math.random() * 2 ** 32) >>> 0, i); return b; };
+
+  before(async () => {
+    registry = await startRegistry();
+    proxy = await startFaultProxy({ target: registry.url });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await registry?.stop();
+  });
+
+  test('a connection cut mid manifest body retries the whole operation', async () => {
+    const pushed = await pushImage(direct(), `${registry.host}/faults/manifest:v1`);
+    const start = proxy.log.length;
+    once((r) => r.method === 'GET' && r.path.includes('/manifests/'), { kind: 'cut', afterBytes: 40 });
+    const got = await faulty().getManifest(parseReference(`${proxy.host}/faults/manifest:v1`));
+    assert.deepEqual(got.bytes, pushed.manifest);
+    const gets = since(start).filter((r) => r.method === 'GET' && r.path.includes('/manifests/'));
+    assert.deepEqual(gets.map((r) => r.fault), ['cut', undefined]);
+  });
+
+  test('a connection cut mid blob body resumes with a Range request and the bytes verify', async () => {
+    const blob = randomBlob(2_000_000);
+    const desc = { digest: sha(blob), size: blob.length };
+    await direct().pushBlob(parseReference(`${registry.host}/faults/blob:x`), desc, async () => Readable.from([blob]));
+    const start = proxy.log.length;
+    once((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:'), { kind: 'cut', afterBytes: 700_000 });
+    assert.deepEqual(await readAll(await faulty().openBlob(parseReference(`${proxy.host}/faults/blob:x`), desc)), blob);
+    const gets = since(start).filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:'));
+    assert.equal(gets.length, 2, JSON.stringify(gets.map((r) => [r.path, r.headers.range])));
+    assert.equal(gets[0]!.headers.range, undefined);
+    assert.match(String(gets[1]!.headers.range), /^bytes=[1-9]\d*-$/, 'the second GET asks for the rest only');
+  });
+
+  test('a body that keeps breaking off fails the stream with NETWORK naming the digest after the attempts', async () => {
+    const blob = randomBlob(300_000);
+    const desc = { digest: sha(blob), size: blob.length };
+    await direct().pushBlob(parseReference(`${registry.host}/faults/broken:x`), desc, async () => Readable.from([blob]));
+    let cuts = 0;
+    proxy.setPlan((r) => r.method === 'GET' && r.path.includes(desc.digest) ? (cuts++, { kind: 'cut', afterBytes: 50_000 }) : undefined);
+    const stream = await faulty({ retry: { attempts: 3, baseDelayMs: 10 } }).openBlob(parseReference(`${proxy.host}/faults/broken:x`), desc);
+    await assert.rejects(readAll(stream), (e: OciError) => e.code === 'NETWORK' && e.message.includes(desc.digest));
+    assert.equal(cuts, 3);
+    proxy.setPlan(() => undefined);
+  });
+
+  test('destroying the returned blob stream ends the HTTP request', async () => {
+    const blob = randomBlob(8_000_000);
+    const desc = { digest: sha(blob), size: blob.length };
+    await direct().pushBlob(parseReference(`${registry.host}/faults/destroy:x`), desc, async () => Readable.from([blob]));
+    const own = new Agent();
+    try {
+      const stream = await createRegistryClient({ logger, dispatcher: own }).openBlob(parseReference(`${proxy.host}/faults/destroy:x`), desc);
+      await new Promise((r) => stream.once('data', r));
+      stream.destroy();
+      const running = () => Object.values(own.stats).reduce((n, s) => n + s.running, 0);
+      for (let i = 0; i < 100 && running() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(running(), 0, 'no request left running');
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('a lost answer to the PUT completing an upload: the blob is looked up, not PUT again to the used-up URL', async () => {
+    const blob = randomBlob(100_000);
+    const desc = { digest: sha(blob), size: blob.length };
+    const start = proxy.log.length;
+    once((r) => r.method === 'PUT' && r.path.includes('digest='), { kind: 'lose-response' });
+    let opened = 0;
+    assert.equal(await faulty().pushBlob(parseReference(`${proxy.host}/faults/upload:x`), desc, async () => { opened++; return Readable.from([blob]); }), 'uploaded');
+    const seen = since(start);
+    const puts = seen.filter((r) => r.method === 'PUT');
+    assert.deepEqual(puts.map((r) => r.fault), ['lose-response'], 'one PUT, the one whose answer was lost');
+    assert.deepEqual(seen.map((r) => r.method), ['HEAD', 'POST', 'PUT', 'HEAD']);
+    assert.equal(opened, 1);
+    assert.equal(await direct().hasBlob(parseReference(`${registry.host}/faults/upload:x`), desc.digest), true);
+  });
+
+  test('a lost answer to a chunked PATCH restarts the upload from a new POST with a fresh stream', async () => {
+    const blob = randomBlob(5000);
+    const desc = { digest: sha(blob), size: blob.length };
+    const start = proxy.log.length;
+    once((r) => r.method === 'PATCH', { kind: 'lose-response' });
+    let opened = 0;
+    assert.equal(await faulty({ chunkSize: 2000 }).pushBlob(parseReference(`${proxy.host}/faults/chunked:x`), desc, async () => { opened++; return Readable.from([blob]); }), 'uploaded');
+    const seen = since(start);
+    assert.equal(seen.filter((r) => r.method === 'POST').length, 2);
+    assert.equal(opened, 2);
+    const uploadPaths = seen.filter((r) => r.method === 'PATCH' || r.method === 'PUT').map((r) => r.path.split('?')[0]);
+    assert.equal(new Set(uploadPaths).size, 2, 'the second attempt used its own upload URL');
+    assert.deepEqual(await readAll(await direct().openBlob(parseReference(`${registry.host}/faults/chunked:x`), desc)), blob);
+  });
+
+  test('a lost answer to a manifest PUT ends as success once HEAD shows the digest', async () => {
+    const client = faulty();
+    const pushed = await pushImage(direct(), `${registry.host}/faults/put:base`);
+    const start = proxy.log.length;
+    once((r) => r.method === 'PUT' && r.path.includes('/manifests/'), { kind: 'lose-response' });
+    const digest = await client.putManifest(parseReference(`${proxy.host}/faults/put:v2`), pushed.manifest, MediaType.ociManifest);
+    assert.equal(digest, pushed.digest);
+    const seen = since(start);
+    assert.deepEqual(seen.map((r) => `${r.method}${r.fault ? ` ${r.fault}` : ''}`), ['PUT lose-response', 'HEAD']);
+    assert.equal((await direct().headManifest(parseReference(`${registry.host}/faults/put:v2`)))?.digest, pushed.digest);
+  });
+
+  test('a stall that never ends fails with NETWORK within the configured timeout', async () => {
+    await pushImage(direct(), `${registry.host}/faults/stall:v1`);
+    proxy.setPlan((r) => r.path.includes('/manifests/') ? { kind: 'stall', ms: 600_000 } : undefined);
+    const client = faulty({ timeouts: { headersMs: 300, bodyMs: 300 }, retry: { attempts: 2, baseDelayMs: 10 } });
+    const started = Date.now();
+    await assert.rejects(client.getManifest(parseReference(`${proxy.host}/faults/stall:v1`)),
+      (e: OciError) => e.code === 'NETWORK' && /get manifest .*faults\/stall:v1/.test(e.message));
+    const elapsed = Date.now() - started;
+    // Two attempts of a 300 ms timeout (undici's timers are coarse); far below the 30 s default.
+    assert.ok(elapsed < 5000, `took ${elapsed} ms`);
+    proxy.setPlan(() => undefined);
+  });
+
+  test('429 with Retry-After is honoured; 503 with a registry error body is retried', async () => {
+    const pushed = await pushImage(direct(), `${registry.host}/faults/throttle:v1`);
+    const client = faulty();
+    const ref = parseReference(`${proxy.host}/faults/throttle:v1`);
+    await client.headManifest(ref); // ping done: only the GETs below are timed
+    once((r) => r.method === 'GET' && r.path.includes('/manifests/'), { kind: 'status', status: 429, headers: { 'retry-after': '1' }, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}' });
+    const started = Date.now();
+    assert.equal((await client.getManifest(ref)).digest, pushed.digest);
+    assert.ok(Date.now() - started >= 950, `retried after ${Date.now() - started} ms, not the 1 s Retry-After`);
+    once((r) => r.method === 'GET' && r.path.includes('/manifests/'), { kind: 'status', status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"maintenance"}]}' });
+    assert.equal((await client.getManifest(ref)).digest, pushed.digest);
+    const last = proxy.log.slice(-2);
+    assert.deepEqual(last.map((r) => r.fault), ['status', undefined]);
+  });
+
+  test('a registry that disappears is NETWORK, typed and naming the operation', async () => {
+    const gone = await startFaultProxy({ target: registry.url });
+    await gone.disappear();
+    await assert.rejects(faulty({ retry: { attempts: 2, baseDelayMs: 10 } }).listTags(parseReference(`${gone.host}/faults/x:y`)),
+      (e: unknown) => e instanceof OciError && e.code === 'NETWORK' && e.transient && e.message.startsWith('list tags of'));
+    await gone.stop();
+  });
+});
+
+describe('token auth through the fault proxy', () => {
+  let registry: RunningRegistry;
+  let tokenServer: TokenServer;
+  let tokenProxy: FaultProxy;
+
+  before(async () => {
+    tokenServer = await startTokenServer({ users: { robot: 't0ken' } });
+    tokenProxy = await startFaultProxy({ target: tokenServer.url });
+    registry = await startRegistry({ token: tokenServer.registryAuth(`${tokenProxy.url}/token`) });
+  });
+  after(async () => {
+    await registry?.stop();
+    await tokenProxy?.stop();
+    await tokenServer?.stop();
+  });
+
+  test('a token response cut mid body retries the operation; the token is then cached', async () => {
+    const keychain = staticKeychain({ [registry.host]: { username: 'robot', password: 't0ken' } });
+    const pushed = await pushImage(createRegistryClient({ logger, dispatcher, keychain }), `${registry.host}/tok/cut:v1`);
+    tokenServer.clear();
+    let cut = false;
+    tokenProxy.setPlan(() => { if (cut) return undefined; cut = true; return { kind: 'cut', afterBytes: 30 }; });
+    const client = createRegistryClient({ logger, dispatcher, keychain, retry: { baseDelayMs: 10 } });
+    for (let i = 0; i < 3; i++) assert.equal((await client.getManifest(parseReference(`${registry.host}/tok/cut:v1`))).digest, pushed.digest);
+    assert.equal(tokenServer.requests.length, 2, 'the cut token request and its retry, then the cache');
   });
 });
