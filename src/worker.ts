@@ -3,7 +3,7 @@ import type { Metrics } from './lib/metrics.js';
 import type { Config } from './config.js';
 import { PatchdError } from './lib/errors.js';
 import type { Logger } from './lib/log.js';
-import { createRegistryClient } from './oci/client.js';
+import { createRegistryClient, type RegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
 import { patchImage } from './pipeline/patch-image.js';
 import type { LibraryIndex } from './plan/library-index.js';
@@ -27,6 +27,32 @@ export interface WorkerDependencies {
   readonly buildkit?: BuildkitClient;
 }
 
+/** What the worker talks to one configured registry with. */
+export interface RegistryAccess {
+  /** host[:port] of the registry's URL: how image references name it. */
+  readonly host: string;
+  readonly keychain: Keychain;
+  readonly client: RegistryClient;
+}
+
+/**
+ * One client per configured registry, built once: its challenge and tokens
+ * (per scope) are fetched once and serve every job, not fetched again per job.
+ */
+export function connectRegistries(config: Config, deps: { dispatcher: Dispatcher; logger: Logger }): ReadonlyMap<string, RegistryAccess> {
+  return new Map(Object.entries(config.registries).map(([name, registry]) => {
+    const endpoint = new URL(registry.url);
+    const keychain: Keychain = registry.credentials
+      ? staticKeychain({ [endpoint.host]: registry.credentials })
+      : dockerConfigKeychain(registry.dockerConfig ?? '/nonexistent/config.json');
+    const client = createRegistryClient({
+      logger: deps.logger.child({ registry: name }), dispatcher: deps.dispatcher, keychain,
+      plainHttp: (host) => host === endpoint.host && endpoint.protocol === 'http:',
+    });
+    return [name, { host: endpoint.host, keychain, client }] as const;
+  }));
+}
+
 /**
  * Runs queued patch jobs, `concurrency` at a time: resolves tag-only pushes
  * to a digest (a second job for the same digest is skipped), patches, records
@@ -36,6 +62,7 @@ export interface WorkerDependencies {
  */
 export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number): Promise<void>; wake(): void } {
   const { config, queue, logger, metrics } = deps;
+  const registries = connectRegistries(config, deps);
   let stopping = false;
   let wakeUp: (() => void) | undefined;
   const sleep = (ms: number) => new Promise<void>((resolve) => {
@@ -55,12 +82,9 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
     const started = Date.now();
     const log = logger.child({ job: job.id, registry: job.registry, repository: job.repository });
     const registry = config.registries[job.registry];
-    if (!registry) { queue.fail(job.id, `registry ${job.registry} is no longer configured`, undefined); return; }
-    const endpoint = new URL(registry.url);
-    const keychain: Keychain = registry.credentials
-      ? staticKeychain({ [endpoint.host]: registry.credentials })
-      : dockerConfigKeychain(registry.dockerConfig ?? '/nonexistent/config.json');
-    const client = createRegistryClient({ logger: log, dispatcher: deps.dispatcher, keychain, plainHttp: (host) => host === endpoint.host && endpoint.protocol === 'http:' });
+    const access = registries.get(job.registry);
+    if (!registry || !access) { queue.fail(job.id, `registry ${job.registry} is no longer configured`, undefined); return; }
+    const { client, keychain, host } = access;
     try {
       if (!job.tag) {
         queue.succeed(job.id, 'skipped', { reason: 'pushed by digest only: no tag to name the patched image after' });
@@ -68,7 +92,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       }
       let digest = job.digest;
       if (!digest) {
-        const head = await client.headManifest({ registry: endpoint.host, repository: job.repository, tag: job.tag });
+        const head = await client.headManifest({ registry: host, repository: job.repository, tag: job.tag });
         if (!head) { queue.succeed(job.id, 'skipped', { reason: `${job.repository}:${job.tag} no longer exists` }); return; }
         digest = head.digest;
         if (!queue.attachDigest(job.id, digest)) { queue.succeed(job.id, 'skipped', { reason: `duplicate: ${digest} is already handled by another job` }); return; }
@@ -76,7 +100,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       let report: AdvisorySources['report'];
       if (registry.scanner === 'harbor') {
         // Harbor scanned this artifact: its report, not ours, says what is vulnerable.
-        const credentials = await keychain.resolve(endpoint.host);
+        const credentials = await keychain.resolve(host);
         const basic = credentials && 'username' in credentials && credentials.username ? { username: credentials.username, password: credentials.password ?? '' } : undefined;
         report = { kind: 'harbor', json: await fetchHarborReport({ baseUrl: registry.harborUrl ?? registry.url, repository: job.repository, digest, dispatcher: deps.dispatcher, ...(basic ? { credentials: basic } : {}) }) };
       }
@@ -86,7 +110,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
           ...(deps.buildkit ? { buildkit: { client: deps.buildkit, keychain, ...(config.buildkit ? { toolingImages: config.buildkit.toolingImages } : {}) } } : {}),
         },
         {
-          image: { registry: endpoint.host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false,
+          image: { registry: host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false,
           advisories: { ...(report ? { report } : {}), ...(deps.osv && !report ? { osv: deps.osv } : {}) },
           pkgTypes: { os: registry.policy.pkgTypes.includes('os'), library: registry.policy.pkgTypes.includes('library') },
           libraryPatchLevel: registry.policy.libraryPatchLevel, executor: registry.policy.executor,
