@@ -261,27 +261,38 @@ function normaliseHardlinkTarget(target: string, path: string): string {
 
 type EntryHandler = (header: tar.Header, body: Readable) => Promise<void>;
 
-/** Feeds each tar entry to `handler` in order; rejects on the first error of the stream, the parser or the handler. */
+/**
+ * Feeds each tar entry to `handler` in order; rejects on the first error of
+ * the stream, the parser or the handler. A failure destroys the stream (and
+ * with it whatever feeds it) and waits for it to close: the error it reports
+ * then wins, so a layer's tar stream can name the root cause (see openLayerTar).
+ */
 export async function forEachEntry(stream: Readable, handler: EntryHandler): Promise<void> {
   const extract = tar.extract();
-  await new Promise<void>((resolve, reject) => {
-    let failed = false;
-    const fail = (error: unknown) => {
-      if (failed) return;
-      failed = true;
-      stream.destroy();
-      extract.destroy();
-      reject(error instanceof Error && !(error instanceof ImageError) && /tar|header/i.test(error.message)
-        ? new ImageError('LAYER_INVALID', `malformed layer tar: ${error.message}`, { cause: error })
-        : error);
-    };
-    extract.on('entry', (header, body, next) => {
-      handler(header, body as unknown as Readable).then(() => next(), fail);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      extract.on('entry', (header, body, next) => {
+        handler(header, body as unknown as Readable).then(() => next(), reject);
+      });
+      extract.on('finish', resolve);
+      extract.on('error', (error: Error) => reject(new ImageError('LAYER_INVALID', `malformed layer tar: ${error.message}`, { cause: error })));
+      stream.on('error', reject);
+      stream.pipe(extract);
     });
-    extract.on('finish', () => { if (!failed) resolve(); });
-    extract.on('error', fail);
-    stream.on('error', fail);
-    stream.pipe(extract);
+  } catch (error) {
+    extract.destroy();
+    throw await destroyWith(stream, error);
+  }
+}
+
+/** Destroys `stream` with `error` (unless it already is) and resolves, once it has closed, with the error it reports. */
+function destroyWith(stream: Readable, error: unknown): Promise<unknown> {
+  if (stream.closed) return Promise.resolve(error);
+  return new Promise((resolve) => {
+    let reported: unknown;
+    stream.on('error', (e) => { reported ??= e; });
+    stream.once('close', () => resolve(reported ?? error));
+    stream.destroy(error as Error);
   });
 }
 

@@ -167,10 +167,8 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
           };
           entryCount++;
           if (entry.type === 'file' && entry.spool) {
-            await new Promise<void>((resolve, reject) => {
-              const sink = pack.entry(header, (error) => (error ? reject(error) : resolve()));
-              createReadStream(entry.spool!).on('error', reject).pipe(sink);
-            });
+            // Joined both ways: a failed read ends the entry (and the pack), a failed pack closes the file.
+            await pipeline(createReadStream(entry.spool), pack.entry(header));
           } else {
             await new Promise<void>((resolve, reject) => {
               const done = (error?: Error | null) => (error ? reject(error) : resolve());

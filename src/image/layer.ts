@@ -1,4 +1,5 @@
 import { Transform, type Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { MediaType } from '../oci/media-types.js';
 import { ImageError } from './errors.js';
@@ -25,7 +26,20 @@ export const defaultDecompressLimits: DecompressLimits = { maxBytes: 16 * 2 ** 3
 
 const gzipTypes = new Set<string>([MediaType.ociLayerGzip, MediaType.dockerLayerGzip, MediaType.dockerForeignLayerGzip]);
 
-/** The layer's tar stream, decompressed by media type, with a decompression-bomb guard. */
+/**
+ * The layer's tar stream: blob → decompressor (by media type) → decompression-bomb guard.
+ *
+ * The three are joined so that a failure anywhere, or the consumer destroying
+ * the tar stream, destroys all of them down to the blob (and its HTTP body).
+ * When decompressing or reading the tar fails (the consumer destroys the tar
+ * stream with its error), the rest of the blob is read first, bytes discarded:
+ * damaged bytes trip gunzip or the tar parser long before the blob's verifier
+ * (`client.openBlob`) reaches the end and can judge them, and its
+ * BLOB_DIGEST_MISMATCH is the failure to report, with the parse error as its
+ * cause. If the blob verifies, the parse error stands. The tar stream then
+ * fails with that root cause (its 'error' event; `errored` keeps what it was
+ * destroyed with). The blob is bounded by the descriptor's size, so this ends.
+ */
 export async function openLayerTar(layer: Layer, limits: DecompressLimits = defaultDecompressLimits): Promise<Readable> {
   let decompressor: Transform | undefined;
   if (gzipTypes.has(layer.mediaType)) decompressor = createGunzip();
@@ -34,15 +48,61 @@ export async function openLayerTar(layer: Layer, limits: DecompressLimits = defa
   } else if (layer.mediaType !== MediaType.ociLayerTar && layer.mediaType !== 'application/vnd.docker.image.rootfs.diff.tar') {
     throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `unsupported layer media type ${layer.mediaType} (${layer.digest})`);
   }
-  const source = await layer.open();
-  const guard = byteLimit(layer, limits);
-  if (!decompressor) return source.pipe(guard);
-  source.on('error', (error) => decompressor.destroy(error));
-  decompressor.on('error', (error) => guard.destroy(error));
-  return source.pipe(decompressor).pipe(guard);
+  const blob = await layer.open();
+
+  const rootCause = async (error: Error): Promise<Error> => {
+    try {
+      await readToEnd(blob);
+    } catch {
+      const blobError = blob.errored;
+      if (blobError && blobError !== error) return withCause(blobError, error);
+    }
+    return error;
+  };
+  const guard = byteLimit(layer, limits, {
+    // Only a verified blob makes a finished layer: wait for its end (it has come, unless the decompressor stopped early).
+    flush: () => readToEnd(blob),
+    destroy: async (error) => {
+      blob.unpipe();
+      decompressor?.destroy();
+      const verdict = error && !gaveUp(error) ? await rootCause(error) : error;
+      blob.destroy();
+      return verdict;
+    },
+  });
+
+  // Not stream.pipeline: it would destroy the blob on a parse error, before its verifier could judge the bytes.
+  blob.on('error', (error) => guard.destroy(error));
+  if (!decompressor) {
+    blob.pipe(guard);
+    return guard;
+  }
+  decompressor.on('error', (error) => guard.destroy(new ImageError('LAYER_INVALID', `layer ${layer.digest} does not decompress: ${error.message}`, { cause: error })));
+  blob.pipe(decompressor).pipe(guard);
+  return guard;
 }
 
-function byteLimit(layer: Layer, limits: DecompressLimits): Transform {
+/** A consumer that stopped reading (an iterator's break, a pipeline torn down) is not a parse error: nothing to judge. */
+function gaveUp(error: Error): boolean {
+  return error.name === 'AbortError' || (error as { code?: unknown }).code === 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
+/** Resolves when `blob` has ended (reading and discarding what is left), rejects with its error. */
+function readToEnd(blob: Readable): Promise<void> {
+  if (blob.errored) return Promise.reject(blob.errored);
+  if (blob.readableEnded) return Promise.resolve();
+  blob.unpipe();
+  blob.resume();
+  return finished(blob, { writable: false });
+}
+
+/** The verifier's error keeps the parse error it explains, unless it already has a cause of its own. */
+function withCause(error: Error, cause: Error): Error {
+  if (error.cause === undefined) Object.defineProperty(error, 'cause', { value: cause, configurable: true, writable: true });
+  return error;
+}
+
+function byteLimit(layer: Layer, limits: DecompressLimits, hooks: { flush(): Promise<void>; destroy(error: Error | null): Promise<Error | null> }): Transform {
   const ratioCap = limits.maxRatio && limits.ratioFloorBytes !== undefined
     ? Math.max(limits.ratioFloorBytes, layer.size * limits.maxRatio) : Infinity;
   const cap = Math.min(limits.maxBytes, ratioCap);
@@ -55,6 +115,12 @@ function byteLimit(layer: Layer, limits: DecompressLimits): Transform {
         return;
       }
       callback(null, chunk);
+    },
+    flush(callback) {
+      hooks.flush().then(() => callback(), callback);
+    },
+    destroy(error, callback) {
+      hooks.destroy(error).then(callback, callback);
     },
   });
 }

@@ -1,4 +1,5 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { xzDecompress } from './xz.js';
@@ -13,17 +14,25 @@ export interface DebControlMember {
   readonly content: Buffer;
 }
 
+type DataConsumer = (dataTar: Readable, control: ReadonlyMap<string, DebControlMember>) => Promise<void>;
+
 /**
  * Streams a .deb (an `ar` archive): reads control.tar.* into memory, then hands
  * the decompressed data.tar stream to `onData` and waits for it to be consumed.
  * dpkg-deb guarantees control comes before data, so one pass suffices. Without
  * `onData` the data member is skipped undecompressed.
  */
-export async function readDebArchive(
-  input: Readable,
-  onData?: (dataTar: Readable, control: ReadonlyMap<string, DebControlMember>) => Promise<void>,
-): Promise<ReadonlyMap<string, DebControlMember>> {
+export async function readDebArchive(input: Readable, onData?: DataConsumer): Promise<ReadonlyMap<string, DebControlMember>> {
   const reader = new ByteReader(input);
+  try {
+    return await readMembers(reader, onData);
+  } finally {
+    // Whatever way the read ends, the input is closed (a no-op once it was read to its end).
+    reader.close();
+  }
+}
+
+async function readMembers(reader: ByteReader, onData: DataConsumer | undefined): Promise<ReadonlyMap<string, DebControlMember>> {
   const magic = await reader.read(8);
   if (magic.toString('latin1') !== '!<arch>\n') throw new DebError('DEB_INVALID', 'not a Debian package: missing ar magic');
 
@@ -51,7 +60,14 @@ export async function readDebArchive(
       // Surface consumer failures immediately instead of blocking on backpressure.
       let consumerError: unknown;
       consumer.catch((error) => { consumerError = error; body.destroy(); });
-      await reader.pipeBytes(size, body, () => consumerError);
+      try {
+        await reader.pipeBytes(size, body, () => consumerError);
+      } catch (error) {
+        // The decompressor and the consumer reading it are torn down with the member.
+        body.destroy(error as Error);
+        await consumer.catch(() => undefined);
+        throw error;
+      }
       body.end();
       await consumer;
       sawData = true;
@@ -65,9 +81,10 @@ export async function readDebArchive(
   return control;
 }
 
+/** The member's tar stream, joined to `input` both ways (xz through its web stream): a failure of either, or destroying the result, destroys both. */
 function decompress(member: string, input: Readable): Readable {
   if (member.endsWith('.xz')) return xzDecompress(input);
-  if (member.endsWith('.gz')) return input.pipe(createGunzip());
+  if (member.endsWith('.gz')) return pipeline(input, createGunzip(), () => { /* failures surface on the returned stream */ });
   if (member === 'control.tar' || member === 'data.tar') return input;
   throw new DebError('DEB_UNSUPPORTED', `unsupported compression for ${member} (supported: xz, gzip, none)`);
 }
@@ -75,24 +92,18 @@ function decompress(member: string, input: Readable): Readable {
 async function readControlTar(stream: Readable): Promise<Map<string, DebControlMember>> {
   const members = new Map<string, DebControlMember>();
   const extract = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (header, entry, next) => {
-      const name = header.name.replace(/^\.\//, '');
-      if (header.type !== 'file' || name.includes('/')) { entry.resume(); entry.on('end', next); return; }
-      const chunks: Buffer[] = [];
-      entry.on('data', (c: unknown) => chunks.push(c as Buffer));
-      entry.on('end', () => {
-        members.set(name, { name, mode: (header.mode ?? 0o644) & 0o7777, content: Buffer.concat(chunks) });
-        next();
-      });
-      entry.on('error', reject);
+  extract.on('entry', (header, entry, next) => {
+    const name = header.name.replace(/^\.\//, '');
+    if (header.type !== 'file' || name.includes('/')) { entry.resume(); entry.on('end', next); return; }
+    const chunks: Buffer[] = [];
+    entry.on('data', (c: unknown) => chunks.push(c as Buffer));
+    entry.on('end', () => {
+      members.set(name, { name, mode: (header.mode ?? 0o644) & 0o7777, content: Buffer.concat(chunks) });
+      next();
     });
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-    stream.on('error', reject);
+    entry.on('error', (error) => extract.destroy(error)); // the pipeline below reports it
   });
-  stream.pipe(extract);
-  await done;
+  await pipelineAsync(stream, extract);
   if (!members.has('control')) throw new DebError('DEB_INVALID', 'control.tar has no control file');
   return members;
 }
@@ -111,6 +122,11 @@ class ByteReader {
 
   constructor(input: Readable) {
     this.iterator = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  /** Ends the read: the input is destroyed unless it was read to its end. */
+  close(): void {
+    this.iterator.return?.().catch(() => undefined);
   }
 
   private async fill(): Promise<boolean> {

@@ -13,6 +13,10 @@ export const debCodes = {
   DEB_UNSUPPORTED: 'unsupported',
   /** Maintainer scripts or triggers that do real work and have no in-process handler. */
   SCRIPTS_REQUIRED: 'unsupported',
+  /** A certificate the ca-certificates handler rehashes (the image's or a package's) that is not X.509 DER. */
+  CERTIFICATE_INVALID: 'input',
+  /** A handler read back a staged file whose bytes the executor did not keep: a gap of ours, not the package's. */
+  STAGED_CONTENT_UNAVAILABLE: 'internal',
   /** The written layer does not hold the planned versions: a fault of ours. */
   VERIFY_FAILED: 'internal',
 } as const satisfies ErrorCodes;

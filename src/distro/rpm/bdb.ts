@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { RpmError } from './errors.js';
 
 /**
  * The values of a Berkeley DB hash database (rpm's legacy `Packages`), read
@@ -15,19 +16,19 @@ export async function* bdbHashValues(file: FileHandle): AsyncGenerator<Buffer> {
   await file.read(meta, 0, 512, 0);
   let le = true;
   if (meta.readUInt32LE(12) !== hashMagic) {
-    if (meta.readUInt32BE(12) !== hashMagic) throw new Error('not a Berkeley DB hash database');
+    if (meta.readUInt32BE(12) !== hashMagic) throw new RpmError('RPMDB_INVALID', 'not a Berkeley DB hash database');
     le = false;
   }
   const u32 = (b: Buffer, at: number) => (le ? b.readUInt32LE(at) : b.readUInt32BE(at));
   const u16 = (b: Buffer, at: number) => (le ? b.readUInt16LE(at) : b.readUInt16BE(at));
   const pageSize = u32(meta, 20);
   const lastPage = u32(meta, 32);
-  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) throw new Error(`implausible page size ${pageSize}`);
-  if (u32(meta, 24) & 0xff) throw new Error('encrypted Berkeley DB databases are not supported');
+  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) throw new RpmError('RPMDB_INVALID', `implausible page size ${pageSize}`);
+  if (u32(meta, 24) & 0xff) throw new RpmError('RPMDB_UNSUPPORTED', 'encrypted Berkeley DB databases are not supported');
   const readPage = async (pgno: number): Promise<Buffer> => {
     const page = Buffer.alloc(pageSize);
     const { bytesRead } = await file.read(page, 0, pageSize, pgno * pageSize);
-    if (bytesRead !== pageSize) throw new Error(`page ${pgno} is truncated`);
+    if (bytesRead !== pageSize) throw new RpmError('RPMDB_INVALID', `page ${pgno} is truncated`);
     return page;
   };
   const readOverflow = async (start: number, total: number): Promise<Buffer> => {
@@ -35,10 +36,10 @@ export async function* bdbHashValues(file: FileHandle): AsyncGenerator<Buffer> {
     let length = 0;
     const seen = new Set<number>();
     for (let pgno = start; pgno !== 0 && length < total;) {
-      if (seen.has(pgno) || pgno > lastPage) throw new Error(`overflow chain loops or leaves the file at page ${pgno}`);
+      if (seen.has(pgno) || pgno > lastPage) throw new RpmError('RPMDB_INVALID', `overflow chain loops or leaves the file at page ${pgno}`);
       seen.add(pgno);
       const page = await readPage(pgno);
-      if (page[25] !== PageType.overflow) throw new Error(`page ${pgno} is not an overflow page`);
+      if (page[25] !== PageType.overflow) throw new RpmError('RPMDB_INVALID', `page ${pgno} is not an overflow page`);
       const used = u16(page, 22); // hf_offset holds the bytes used on overflow pages
       parts.push(page.subarray(pageHeaderSize, pageHeaderSize + used));
       length += used;

@@ -10,6 +10,8 @@ export const buildkitCodes = {
   BUILDKIT_SOLVE_FAILED: 'upstream',
   BUILDKIT_EXPORT_FAILED: 'upstream',
   BUILDKIT_EXPORT_INVALID: 'upstream',
+  /** A message from the daemon that does not decode as protobuf. */
+  BUILDKIT_RESPONSE_INVALID: 'upstream',
   EXECUTOR_UNSUPPORTED: 'unsupported',
   /** A strategy was asked to pass something unsafe to a package manager. */
   BUILD_REQUEST_INVALID: 'input',

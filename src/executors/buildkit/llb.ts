@@ -46,6 +46,7 @@ export class LlbState {
   /** The state of a writable bind mount of the last run() (e.g. a target root mounted at /target). */
   mountOutput(dest: string): LlbState {
     const state = this.mountOutputs?.[dest];
+    // Strategies ask only for mounts they made writable themselves: only a bug of ours gets here, so a plain Error.
     if (!state) throw new Error(`no writable mount at ${dest} in this run`);
     return state;
   }

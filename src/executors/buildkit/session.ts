@@ -60,6 +60,7 @@ export function openSession(client: BuildkitClient, options: { keychain?: Keycha
   server.addService({ diffCopy: bidi(methods.diffCopy) }, {
     diffCopy: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
       const exporterId = String(call.metadata.get('buildkit-attachable-exporter-id')[0] ?? '0');
+      // A gRPC status error: it is the daemon's answer, sent as gRPC needs it, not one of patchd's failures.
       if (!options.exportTo) { call.destroy(Object.assign(new Error('no export target'), { code: grpc.status.FAILED_PRECONDITION })); return; }
       const sink = options.exportTo(exporterId);
       call.on('data', (chunk: Buffer) => {

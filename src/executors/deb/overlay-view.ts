@@ -1,3 +1,5 @@
+import { DebError } from '../../distro/deb/errors.js';
+import { ImageError } from '../../image/errors.js';
 import type { FsEntry, ImageFilesystem } from '../../image/filesystem.js';
 import type { LayerBuilder } from '../../image/layer-builder.js';
 
@@ -33,7 +35,7 @@ export class OverlayView {
     if (!entry || entry.type !== 'file') return undefined;
     if (!entry.staged) return this.base.readFile(real);
     const content = this.stagedContent.get(real);
-    if (!content) throw new Error(`content of staged ${real} was not kept for reading`);
+    if (!content) throw new DebError('STAGED_CONTENT_UNAVAILABLE', `content of staged ${real} was not kept for reading`);
     return content;
   }
 
@@ -79,7 +81,7 @@ export class OverlayView {
       const candidate = [...resolved, part].join('/');
       const entry = this.lstat(candidate);
       if (entry?.type === 'symlink' && entry.linkname !== undefined) {
-        if (++hops > maxHops) throw new Error(`too many symlinks resolving ${path}`);
+        if (++hops > maxHops) throw new ImageError('SYMLINK_LOOP', `too many symlinks resolving /${path}`);
         const target = entry.linkname.split('/').filter(Boolean);
         if (entry.linkname.startsWith('/')) resolved.length = 0;
         pending.unshift(...target);

@@ -1,3 +1,4 @@
+import { pipeline, type Readable, type Transform } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { AptError } from './errors.js';
 
@@ -36,4 +37,15 @@ export async function fetchWithRetries(dispatcher: Dispatcher, url: string, head
     await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)));
   }
   throw lastError instanceof Error ? lastError : new AptError('FETCH_FAILED', `${url}: failed`);
+}
+
+/**
+ * The response body joined (stream.pipeline) to `through`, which is returned:
+ * destroying it, or any failure, destroys the body and frees its connection;
+ * a connection that fails mid-body reads as FETCH_FAILED.
+ */
+export function bodyThrough(res: FetchResult & { url: string }, through: Transform): Readable {
+  // Registered before pipeline's own listener, so `through` fails with the typed error first.
+  res.body.once('error', (error) => through.destroy(new AptError('FETCH_FAILED', `${res.url}: ${error.message}`, { cause: error })));
+  return pipeline(res.body, through, () => { /* failures surface on `through`, which the caller reads */ });
 }

@@ -5,7 +5,7 @@ import { verifyingStream } from '../../../oci/verify.js';
 import { compareDpkgVersions } from '../../../versions/dpkg.js';
 import { field, type Paragraph } from '../control.js';
 import { AptError } from './errors.js';
-import { fetchWithRetries } from './http.js';
+import { bodyThrough, fetchWithRetries } from './http.js';
 import { loadKeyring } from './keyring.js';
 import { loadPackagesIndex } from './packages-index.js';
 import { fetchRelease, type Release } from './release.js';
@@ -107,8 +107,7 @@ export async function loadAptRepositories(args: {
       const verify = verifyingStream({ digest: `sha256:${candidate.sha256}`, size: candidate.size },
         (_code, message) => new AptError('DEB_HASH_MISMATCH', `${candidate.url} does not match its Packages entry: ${message}`));
       res.body.on('data', (chunk: Buffer) => { stats.bytesDownloaded += chunk.length; });
-      res.body.on('error', (error) => verify.destroy(error));
-      return res.body.pipe(verify);
+      return bodyThrough(res, verify);
     },
   };
 }

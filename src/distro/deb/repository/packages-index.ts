@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { verifyingStream } from '../../../oci/verify.js';
 import { xzDecompress } from '../xz.js';
 import { AptError } from './errors.js';
-import { fetchWithRetries } from './http.js';
+import { bodyThrough, fetchWithRetries } from './http.js';
 import type { Release } from './release.js';
 
 /** The fields of a Packages stanza the planner and executor use; the rest is not kept. */
@@ -54,8 +55,7 @@ export async function loadPackagesIndex(args: {
       if (res.status === 404 && url !== urls[urls.length - 1]) { await res.body.dump(); continue; }
       if (res.status !== 200) { await res.body.dump(); throw new AptError('INDEX_MISSING', `${url}: HTTP ${res.status}`); }
       await pipeline(
-        res.body,
-        verifyingStream({ digest: `sha256:${file.sha256}`, size: file.size }, (_code, message) => new AptError('INDEX_HASH_MISMATCH', `${url} does not match its InRelease checksum: ${message}`)),
+        bodyThrough(res, verifyingStream({ digest: `sha256:${file.sha256}`, size: file.size }, (_code, message) => new AptError('INDEX_HASH_MISMATCH', `${url} does not match its InRelease checksum: ${message}`))),
         createWriteStream(download),
       );
       args.stats.bytesDownloaded += file.size;
@@ -69,13 +69,22 @@ export async function loadPackagesIndex(args: {
     const kept: IndexRecord[] = [];
     const partial = `${cachePath}.${randomUUID()}.tmp`;
     const cache = createWriteStream(partial);
-    await parsePackages(decompress(file.path, createReadStream(download)), async (record) => {
-      const name = record.find(([n]) => n === 'Package')?.[1] ?? '';
-      if (!args.wanted || args.wanted(name)) kept.push(record);
-      if (!cache.write(`${name}\t${JSON.stringify(record)}\n`)) await new Promise<void>((r) => cache.once('drain', () => r()));
-    });
-    await new Promise<void>((resolve, reject) => cache.end((error?: Error | null) => (error ? reject(error) : resolve())));
-    await rename(partial, cachePath);
+    let cacheError: Error | undefined;
+    cache.on('error', (error) => { cacheError = error; });
+    try {
+      await parsePackages(decompress(file.path, createReadStream(download)), async (record) => {
+        if (cacheError) throw cacheError;
+        const name = record.find(([n]) => n === 'Package')?.[1] ?? '';
+        if (!args.wanted || args.wanted(name)) kept.push(record);
+        if (!cache.write(`${name}\t${JSON.stringify(record)}\n`)) await once(cache, 'drain'); // rejects if the write fails
+      });
+      await new Promise<void>((resolve, reject) => cache.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      await rename(partial, cachePath);
+    } catch (error) {
+      cache.destroy();
+      await rm(partial, { force: true });
+      throw error;
+    }
     return kept;
   } finally {
     await rm(download, { force: true });
@@ -95,9 +104,10 @@ function readCachedIndex(text: string, wanted?: (name: string) => boolean): Inde
   return out;
 }
 
+/** Joined to `input` both ways (xz through its web stream): when parsing stops early, the file is closed too. */
 function decompress(path: string, input: Readable): Readable {
   if (path.endsWith('.xz')) return xzDecompress(input);
-  if (path.endsWith('.gz')) return input.pipe(createGunzip());
+  if (path.endsWith('.gz')) return streamPipeline(input, createGunzip(), () => { /* failures surface on the returned stream */ });
   return input;
 }
 

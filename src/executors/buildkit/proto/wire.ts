@@ -1,3 +1,5 @@
+import { BuildkitError } from '../errors.js';
+
 /**
  * The protobuf wire format, for the few BuildKit messages patchd speaks:
  * varints, length-delimited fields, nested messages. Writers emit fields in
@@ -88,12 +90,12 @@ export function readFields(buf: Uint8Array): ProtoField[] {
     let result = 0n;
     let shift = 0n;
     for (;;) {
-      if (pos >= b.length) throw new Error('truncated protobuf varint');
+      if (pos >= b.length) throw new BuildkitError('BUILDKIT_RESPONSE_INVALID', 'truncated protobuf varint');
       const byte = b[pos++]!;
       result |= BigInt(byte & 0x7f) << shift;
       if ((byte & 0x80) === 0) return result;
       shift += 7n;
-      if (shift > 63n) throw new Error('protobuf varint too long');
+      if (shift > 63n) throw new BuildkitError('BUILDKIT_RESPONSE_INVALID', 'protobuf varint too long');
     }
   };
   while (pos < b.length) {
@@ -103,10 +105,10 @@ export function readFields(buf: Uint8Array): ProtoField[] {
     if (wireType === 0) out.push({ field, wireType, int: varint() });
     else if (wireType === 2) {
       const length = Number(varint());
-      if (pos + length > b.length) throw new Error('truncated protobuf field');
+      if (pos + length > b.length) throw new BuildkitError('BUILDKIT_RESPONSE_INVALID', 'truncated protobuf field');
       out.push({ field, wireType, bytes: b.subarray(pos, pos + length) });
       pos += length;
-    } else if (wireType === 1) { pos += 8; } else if (wireType === 5) { pos += 4; } else throw new Error(`unsupported protobuf wire type ${wireType}`);
+    } else if (wireType === 1) { pos += 8; } else if (wireType === 5) { pos += 4; } else throw new BuildkitError('BUILDKIT_RESPONSE_INVALID', `unsupported protobuf wire type ${wireType}`);
   }
   return out;
 }

@@ -1,3 +1,4 @@
+import { BuildkitError } from '../errors.js';
 import type { LlbState } from '../llb.js';
 
 export interface PackagePin {
@@ -25,7 +26,7 @@ export function aptInstall(base: LlbState, packages: readonly PackagePin[], nati
   });
   const pins = packages.map((p) => `${p.name}${p.architecture && p.architecture !== 'all' && p.architecture !== nativeArchitecture ? `:${p.architecture}` : ''}=${p.version}`);
   for (const pin of pins) {
-    if (!/^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?=[A-Za-z0-9.+~:-]+$/.test(pin)) throw new Error(`refusing to pass ${JSON.stringify(pin)} to apt-get`);
+    if (!/^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?=[A-Za-z0-9.+~:-]+$/.test(pin)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(pin)} to apt-get`);
   }
   const upper = lower.run({
     args: ['apt-get', 'install', '-y', '-q', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef', ...pins],

@@ -1,3 +1,4 @@
+import { BuildkitError } from '../errors.js';
 import type { LlbState } from '../llb.js';
 import type { PackagePin } from './apt.js';
 
@@ -56,9 +57,9 @@ done
 /** `packages`: pins (an empty version means the tooling's candidate), or 'all' for every newer candidate. */
 export function distrolessWithTooling(target: LlbState, tooling: LlbState, packages: readonly PackagePin[] | 'all', nativeArchitecture: string): { lower: LlbState; upper: LlbState } {
   const pins = packages === 'all' ? [] : packages.map((p) => `${p.name}${p.architecture && p.architecture !== 'all' && p.architecture !== nativeArchitecture ? `:${p.architecture}` : ''}${p.version ? `=${p.version}` : ''}`);
-  if (packages !== 'all' && pins.length === 0) throw new Error('no packages to install');
+  if (packages !== 'all' && pins.length === 0) throw new BuildkitError('BUILD_REQUEST_INVALID', 'no packages to install');
   for (const pin of pins) {
-    if (!/^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/.test(pin)) throw new Error(`refusing to pass ${JSON.stringify(pin)} to apt-get`);
+    if (!/^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/.test(pin)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(pin)} to apt-get`);
   }
   const withScript = tooling.mkfile('/usr/local/sbin/patchd-distroless-install', 0o755, script, 'distroless installer');
   const run = withScript.run({

@@ -1,3 +1,4 @@
+import { BuildkitError } from '../errors.js';
 import type { LlbState } from '../llb.js';
 
 /** Package managers of RPM-based images (dnf family) and SUSE (zypper). */
@@ -10,7 +11,7 @@ const cacheDir: Record<RpmTool, string> = {
 const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'LC_ALL=C'];
 
 function checkNames(names: readonly string[]): void {
-  for (const n of names) if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(n)) throw new Error(`refusing to pass ${JSON.stringify(n)} to the package manager`);
+  for (const n of names) if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(n)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(n)} to the package manager`);
 }
 
 /** The refresh and upgrade commands of each tool; `packages: 'all'` upgrades everything (no report). */
@@ -45,8 +46,8 @@ export function rpmInImage(base: LlbState, tool: RpmTool, packages: readonly str
 export function rpmWithTooling(target: LlbState, tooling: LlbState, packages: readonly string[] | 'all', releasever: string, dbpath: string): { lower: LlbState; upper: LlbState } {
   const names = packages === 'all' ? [] : [...packages];
   checkNames(names);
-  if (!/^[A-Za-z0-9._-]+$/.test(releasever)) throw new Error(`refusing releasever ${JSON.stringify(releasever)}`);
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(dbpath)) throw new Error(`refusing rpm dbpath ${JSON.stringify(dbpath)}`);
+  if (!/^[A-Za-z0-9._-]+$/.test(releasever)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing releasever ${JSON.stringify(releasever)}`);
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(dbpath)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing rpm dbpath ${JSON.stringify(dbpath)}`);
   // The tooling's rpm must use the target's database location (Debian's rpm defaults to ~/.rpmdb).
   const configured = tooling.mkfile('/root/.rpmmacros', 0o644, `%_dbpath ${dbpath}\n`, 'rpm dbpath for the target');
   // dnf puts its cachedir under the installroot: the metadata goes in and is removed in the same exec, so the layer never holds it.

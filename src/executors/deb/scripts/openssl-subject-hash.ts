@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { DebError } from '../../../distro/deb/errors.js';
 
 /**
  * OpenSSL's X509_NAME_hash (what `openssl rehash` names `<hash>.0` links
@@ -13,7 +14,7 @@ export function subjectNameHash(certificateDer: Buffer): string {
   const rdns = readChildren(subject).map((set) => {
     const avas = readChildren(set).map((ava) => {
       const [oid, value] = readChildren(ava);
-      if (!oid || !value) throw new Error('malformed AttributeTypeAndValue');
+      if (!oid || !value) throw new DebError('CERTIFICATE_INVALID', 'malformed AttributeTypeAndValue');
       return encode(0x30, Buffer.concat([oid.raw, canonicalValue(value)]));
     });
     avas.sort(Buffer.compare); // DER orders SET OF members by encoding
@@ -41,22 +42,22 @@ interface Tlv { tag: number; raw: Buffer; content: Buffer }
 function readTlv(buf: Buffer, offset: number): Tlv & { end: number } {
   const tag = buf[offset];
   let lenByte = buf[offset + 1];
-  if (tag === undefined || lenByte === undefined) throw new Error('truncated DER');
+  if (tag === undefined || lenByte === undefined) throw new DebError('CERTIFICATE_INVALID', 'truncated DER');
   let length = lenByte;
   let header = 2;
   if (lenByte & 0x80) {
     const n = lenByte & 0x7f;
-    if (n === 0 || n > 4) throw new Error('unsupported DER length');
+    if (n === 0 || n > 4) throw new DebError('CERTIFICATE_INVALID', 'unsupported DER length');
     length = 0;
     for (let i = 0; i < n; i++) {
       lenByte = buf[offset + 2 + i];
-      if (lenByte === undefined) throw new Error('truncated DER');
+      if (lenByte === undefined) throw new DebError('CERTIFICATE_INVALID', 'truncated DER');
       length = length * 256 + lenByte;
     }
     header += n;
   }
   const end = offset + header + length;
-  if (end > buf.length) throw new Error('truncated DER');
+  if (end > buf.length) throw new DebError('CERTIFICATE_INVALID', 'truncated DER');
   return { tag, raw: buf.subarray(offset, end), content: buf.subarray(offset + header, end), end };
 }
 
@@ -74,11 +75,11 @@ function readChildren(parent: Tlv): Tlv[] {
 function certificateSubject(der: Buffer): Tlv {
   const cert = readTlv(der, 0);
   const tbs = readChildren(cert)[0];
-  if (!tbs) throw new Error('malformed certificate');
+  if (!tbs) throw new DebError('CERTIFICATE_INVALID', 'malformed certificate');
   const fields = readChildren(tbs);
   const start = fields[0]?.tag === 0xa0 ? 1 : 0;
   const subject = fields[start + 4];
-  if (!subject || subject.tag !== 0x30) throw new Error('malformed certificate subject');
+  if (!subject || subject.tag !== 0x30) throw new DebError('CERTIFICATE_INVALID', 'malformed certificate subject');
   return subject;
 }
 
