@@ -3,6 +3,7 @@ import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { xzDecompress } from './xz.js';
+import { PatchdError } from '../../lib/errors.js';
 import { DebError } from './errors.js';
 
 /** Control members are small; anything bigger is not a Debian package. */
@@ -49,7 +50,7 @@ async function readMembers(reader: ByteReader, onData: DataConsumer | undefined)
     if (name.startsWith('control.tar')) {
       if (size > maxControlBytes) throw new DebError('DEB_INVALID', `control member too large (${size} bytes)`);
       const raw = await reader.read(size);
-      control = await readControlTar(decompress(name, bufferStream(raw)));
+      control = await readControlTar(decompress(name, bufferStream(raw))).catch((error: unknown) => { throw asDebError(name, error); });
     } else if (name.startsWith('data.tar') && !onData) {
       await reader.skip(size);
       sawData = true;
@@ -69,7 +70,7 @@ async function readMembers(reader: ByteReader, onData: DataConsumer | undefined)
         throw error;
       }
       body.end();
-      await consumer;
+      await consumer.catch((error: unknown) => { throw asDebError(name, error); });
       sawData = true;
     } else {
       await reader.skip(size);
@@ -79,6 +80,11 @@ async function readMembers(reader: ByteReader, onData: DataConsumer | undefined)
   if (!control) throw new DebError('DEB_INVALID', 'no control.tar member');
   if (!sawData) throw new DebError('DEB_INVALID', 'no data.tar member');
   return control;
+}
+
+/** A zlib or tar failure inside a package is the package's fault: DEB_INVALID, naming the member. */
+function asDebError(member: string, error: unknown): unknown {
+  return error instanceof PatchdError ? error : new DebError('DEB_INVALID', `${member}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
 }
 
 /** The member's tar stream, joined to `input` both ways (xz through its web stream): a failure of either, or destroying the result, destroys both. */
