@@ -3,7 +3,7 @@ import type { ImageFilesystem } from '../../../image/filesystem.js';
 import type { ImageConfig } from '../../../image/types.js';
 import type { Logger } from '../../../lib/log.js';
 import type { DpkgDatabase } from '../dpkg-database.js';
-import { loadAptRepositories, readAptSources, type AptRepositories } from './index.js';
+import { loadAptRepositories, readAptSources, type AptRepositories, type ArchiveMirror } from './index.js';
 
 const debianArchByOci: Record<string, string> = {
   amd64: 'amd64', arm64: 'arm64', '386': 'i386', ppc64le: 'ppc64el', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loong64',
@@ -18,6 +18,8 @@ export async function loadImageRepositories(args: {
   cacheDir: string;
   logger: Logger;
   now?: Date;
+  /** Fetch through these instead of the sources' own URIs; the image's sources files are never changed. */
+  mirrors?: readonly ArchiveMirror[];
 }): Promise<AptRepositories | undefined> {
   const sources = await readAptSources(args.fs);
   if (sources.length === 0) return undefined;
@@ -25,7 +27,7 @@ export async function loadImageRepositories(args: {
   const installedNames = new Set(args.db.packages.map((p) => p.name));
   return loadAptRepositories({
     root: args.fs, sources, architectures, dispatcher: args.dispatcher, cacheDir: args.cacheDir, logger: args.logger,
-    wanted: (name) => installedNames.has(name), ...(args.now ? { now: args.now } : {}),
+    wanted: (name) => installedNames.has(name), ...(args.now ? { now: args.now } : {}), ...(args.mirrors ? { mirrors: args.mirrors } : {}),
   });
 }
 

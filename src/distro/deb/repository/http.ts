@@ -8,14 +8,20 @@ export interface FetchResult {
   readonly body: Dispatcher.ResponseData['body'];
 }
 
-/** GET with redirects followed (mirrors redirect), and retries with backoff on 5xx and network errors. */
+/**
+ * GET with redirects followed (mirrors redirect), and retries with backoff on
+ * 5xx and network errors. An `authorization` header goes only to the origin
+ * of `url`: a redirect elsewhere is followed without it.
+ */
 export async function fetchWithRetries(dispatcher: Dispatcher, url: string, headers: Record<string, string> = {}, attempts = 4): Promise<FetchResult & { url: string }> {
   let lastError: unknown;
+  const origin = new URL(url).origin;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       let current = url;
       for (let hops = 0; hops < 10; hops++) {
-        const res = await request(current, { method: 'GET', headers: { 'user-agent': 'patchd/0.1', ...headers }, dispatcher });
+        const sent = new URL(current).origin === origin ? headers : withoutAuthorization(headers);
+        const res = await request(current, { method: 'GET', headers: { 'user-agent': 'patchd/0.1', ...sent }, dispatcher });
         if ([301, 302, 303, 307, 308].includes(res.statusCode)) {
           const location = res.headers.location;
           await res.body.dump();
@@ -37,6 +43,10 @@ export async function fetchWithRetries(dispatcher: Dispatcher, url: string, head
     await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)));
   }
   throw lastError instanceof Error ? lastError : new AptError('FETCH_FAILED', `${url}: failed`);
+}
+
+function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'authorization'));
 }
 
 /**

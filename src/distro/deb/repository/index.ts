@@ -7,12 +7,14 @@ import { field, type Paragraph } from '../control.js';
 import { AptError } from './errors.js';
 import { bodyThrough, fetchWithRetries } from './http.js';
 import { loadKeyring } from './keyring.js';
+import { mirroredUri, type ArchiveMirror } from './mirrors.js';
 import { loadPackagesIndex } from './packages-index.js';
 import { fetchRelease, type Release } from './release.js';
 import type { AptSource, RootReader } from './sources.js';
 
 export { AptError } from './errors.js';
 export { readAptSources, type AptSource, type RootReader } from './sources.js';
+export { mirroredUri, type ArchiveMirror, type MirroredUri } from './mirrors.js';
 
 export interface PackageCandidate {
   readonly name: string;
@@ -51,23 +53,35 @@ export async function loadAptRepositories(args: {
   readonly now?: Date;
   /** Package names worth keeping (an upgrade only ever needs the installed ones); default all. */
   readonly wanted?: (name: string) => boolean;
+  /**
+   * Where to fetch from instead of the sources' own URIs (registry policy):
+   * trust does not move with them, InRelease is still verified with the
+   * image's keyring for the source it stands for.
+   */
+  readonly mirrors?: readonly ArchiveMirror[];
 }): Promise<AptRepositories> {
   const stats = { bytesDownloaded: 0, indexCacheHits: 0, indexFetches: 0 };
   const now = args.now ?? new Date();
   const byName = new Map<string, PackageCandidate[]>();
+  // Credentials stay out of the candidates (they travel into plans and logs).
+  const authorizations = new WeakMap<PackageCandidate, string>();
 
   const loaded = await Promise.all(args.sources.map(async (source) => {
     const keys = await loadKeyring(args.root, source);
-    const release = await fetchRelease({ source, keys, dispatcher: args.dispatcher, cacheDir: args.cacheDir, logger: args.logger, now, stats });
+    const via = mirroredUri(source.uri, args.mirrors);
+    if (via.mirror) args.logger.debug({ source: source.uri, suite: source.suite, mirror: via.uri }, 'apt source fetched through a mirror');
+    const fetched: AptSource = { ...source, uri: via.uri };
+    const auth = via.authorization ? { authorization: via.authorization } : {};
+    const release = await fetchRelease({ source: fetched, keys, dispatcher: args.dispatcher, cacheDir: args.cacheDir, logger: args.logger, now, stats, ...auth });
     const archs = indexArchitectures(source, release, args.architectures);
     const parts = await Promise.all(source.components.flatMap((component) => archs.map(async (architecture) => ({
-      records: await loadPackagesIndex({ release, component, architecture, dispatcher: args.dispatcher, cacheDir: args.cacheDir, stats, ...(args.wanted ? { wanted: args.wanted } : {}) }),
+      records: await loadPackagesIndex({ release, component, architecture, dispatcher: args.dispatcher, cacheDir: args.cacheDir, stats, ...auth, ...(args.wanted ? { wanted: args.wanted } : {}) }),
     }))));
-    return { source, release, records: parts.flatMap((p) => p.records ?? []) };
+    return { source: fetched, release, authorization: via.authorization, records: parts.flatMap((p) => p.records ?? []) };
   }));
 
   const archSet = new Set(args.architectures);
-  for (const { source, release, records } of loaded) {
+  for (const { source, release, authorization, records } of loaded) {
     const releaseInfo = {
       ...(release.origin ? { origin: release.origin } : {}), ...(release.label ? { label: release.label } : {}),
       ...(release.suite ? { suite: release.suite } : {}), ...(release.codename ? { codename: release.codename } : {}),
@@ -90,6 +104,7 @@ export async function loadAptRepositories(args: {
         release: releaseInfo,
         ...(multiArch ? { multiArch } : {}),
       };
+      if (authorization) authorizations.set(candidate, authorization);
       push(byName, name, candidate);
     }
   }
@@ -99,7 +114,8 @@ export async function loadAptRepositories(args: {
     stats,
     candidates: (name) => byName.get(name) ?? [],
     async openDeb(candidate) {
-      const res = await fetchWithRetries(args.dispatcher, candidate.url);
+      const authorization = authorizations.get(candidate);
+      const res = await fetchWithRetries(args.dispatcher, candidate.url, authorization ? { authorization } : {});
       if (res.status !== 200) {
         await res.body.dump();
         throw new AptError('FETCH_FAILED', `${candidate.url}: HTTP ${res.status}`);

@@ -29,11 +29,14 @@ export async function loadPackagesIndex(args: {
   stats: { bytesDownloaded: number; indexCacheHits: number; indexFetches: number };
   /** Only these package names are returned (and parsed, on a cache hit). */
   wanted?: (name: string) => boolean;
+  /** For a mirror with credentials (the release's distUrl is then the mirror's). */
+  authorization?: string;
 }): Promise<IndexRecord[] | undefined> {
   const { release, component, architecture } = args;
   const dir = `${component}/binary-${architecture}`;
   const file = ['Packages.xz', 'Packages.gz', 'Packages'].map((n) => release.files.get(`${dir}/${n}`)).find(Boolean);
   if (!file) return undefined;
+  // Keyed by the hash the verified InRelease lists: whichever mirror served it, the content is the same.
   const cachePath = join(args.cacheDir, 'packages', `${file.sha256}.tsv`);
   const cached = await readFile(cachePath, 'utf8').catch(() => undefined);
   if (cached !== undefined) {
@@ -51,7 +54,7 @@ export async function loadPackagesIndex(args: {
     ];
     let fetched = false;
     for (const url of urls) {
-      const res = await fetchWithRetries(args.dispatcher, url);
+      const res = await fetchWithRetries(args.dispatcher, url, args.authorization ? { authorization: args.authorization } : {});
       if (res.status === 404 && url !== urls[urls.length - 1]) { await res.body.dump(); continue; }
       if (res.status !== 200) { await res.body.dump(); throw new AptError('INDEX_MISSING', `${url}: HTTP ${res.status}`); }
       await pipeline(

@@ -38,14 +38,17 @@ export interface Release {
 export async function fetchRelease(args: {
   source: AptSource; keys: readonly openpgp.PublicKey[]; dispatcher: Dispatcher; cacheDir: string; logger: Logger; now: Date;
   stats: { bytesDownloaded: number; indexCacheHits: number; indexFetches: number };
+  /** For a mirror with credentials (`source.uri` is then the mirror's). */
+  authorization?: string;
 }): Promise<Release> {
   const { source } = args;
   const distUrl = `${source.uri}/dists/${source.suite}`;
   const url = `${distUrl}/InRelease`;
+  // Keyed by where it was fetched from: two mirrors' copies (and their validators) never mix.
   const cacheBase = join(args.cacheDir, 'inrelease', createHash('sha256').update(url).digest('hex').slice(0, 32));
   const cached = await readFile(cacheBase).catch(() => undefined);
   const meta = cached ? JSON.parse(await readFile(`${cacheBase}.json`, 'utf8').catch(() => '{}')) as { etag?: string; lastModified?: string } : {};
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = args.authorization ? { authorization: args.authorization } : {};
   if (cached && meta.etag) headers['if-none-match'] = meta.etag;
   if (cached && meta.lastModified) headers['if-modified-since'] = meta.lastModified;
 
@@ -71,7 +74,8 @@ export async function fetchRelease(args: {
     return parseRelease(verifiedFirst, distUrl, url, args.now);
   } else {
     await res.body.dump();
-    throw new AptError('RELEASE_INVALID', `${url}: HTTP ${res.status} (from ${source.origin})`);
+    const hint = res.status === 401 || res.status === 403 ? (args.authorization ? ': the credentials were refused' : ': credentials are needed') : '';
+    throw new AptError('RELEASE_INVALID', `${url}: HTTP ${res.status}${hint} (from ${source.origin})`);
   }
   return parseRelease(await verifySigned(text, args.keys, url), distUrl, url, args.now);
 }
