@@ -1,4 +1,6 @@
 import type { Dispatcher } from 'undici';
+import type { ArchiveMirror } from '../distro/deb/repository/mirrors.js';
+import type { RpmMirror } from '../distro/rpm/repos.js';
 import type { BuildkitClient } from '../executors/buildkit/client.js';
 import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
@@ -24,8 +26,18 @@ export interface PatchDependencies {
   readonly libraryIndex?: LibraryIndex;
   /** Where library packages are downloaded from (mirrors, private indexes with credentials); default the public indexes. */
   readonly packageIndexes?: PackageIndexes;
+  /** Mirrors of the OS package repositories (registry policy): only where bytes are fetched from changes, never the image's sources. */
+  readonly mirrors?: PackageMirrors;
   /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
-  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string } };
+  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string; readonly go?: string } };
+}
+
+/** Mirrors of OS package repositories, per package family. */
+export interface PackageMirrors {
+  /** The apt sources' URIs, mapped by prefix (in-process fetches; BuildKit's apt with a rewritten copy of the sources). */
+  readonly apt?: readonly ArchiveMirror[];
+  /** rpm repositories' baseurl/mirrorlist/metalink, mapped by prefix or by repository id (BuildKit installs). */
+  readonly rpm?: readonly RpmMirror[];
 }
 
 /** Copa's --pkg-types: which kinds of package a patch may touch. */
@@ -45,6 +57,8 @@ export interface PatchOptions {
   readonly pkgTypes?: PkgTypes;
   /** Default: patch. */
   readonly libraryPatchLevel?: LibraryPatchLevel;
+  /** Go: how far a binary's toolchain may move to fix stdlib findings; unset, stdlib findings are not patched. */
+  readonly toolchainPatchLevel?: LibraryPatchLevel;
   /** auto (default): in-process, BuildKit for what needs maintainer scripts run; or one executor for everything. */
   readonly executor?: 'auto' | 'inprocess' | 'buildkit';
   /** `-t`: a tag or a full reference for the result. */
