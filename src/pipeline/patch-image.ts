@@ -20,7 +20,7 @@ import { patchedTarget } from '../publish/tags.js';
 import { collectFindings, scanLayers } from '../scan/scan.js';
 
 export { PipelineError };
-export type { PatchDependencies, PatchOptions, PatchOutcome, PkgTypes, PlatformOutcome, ProgressEvent } from './types.js';
+export type { PackageMirrors, PatchDependencies, PatchOptions, PatchOutcome, PkgTypes, PlatformOutcome, ProgressEvent } from './types.js';
 
 /**
  * Files kept in memory on the first pass over the layers: configuration
@@ -126,7 +126,9 @@ async function patchOsPackages(ctx: PlatformContext): Promise<PlatformResult> {
   if (!db) {
     return { outcome: { platform, ...scanned, plan: emptyPlan, skipped: 'no dpkg or rpm database (Debian-family packages are patched in-process, rpm-family through BuildKit)', failed: [] }, bytesDownloaded: 0 };
   }
-  const repositories = await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}) });
+  const repositories = await loadImageRepositories({
+    fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger, ...(deps.now ? { now: deps.now() } : {}), ...(deps.mirrors?.apt ? { mirrors: deps.mirrors.apt } : {}),
+  });
   if (!repositories && db.layout === 'status.d' && deps.buildkit?.toolingImages?.deb && options.executor !== 'inprocess') return patchDistrolessPlatform(ctx);
   if (!repositories) {
     const hint = db.layout === 'status.d' ? ' (a distroless image: give BuildKit a Debian tooling image, --tooling-image)' : '';
