@@ -9,6 +9,7 @@ import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
 import type { ScanResult } from '../scan/format.js';
 import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from '../scan/scan.js';
 import type { Finding } from '../scan/types.js';
+import type { PackageMirrors } from './types.js';
 
 /** Files the "updates available" check needs from the first pass (apt sources, keyrings, dpkg's database). */
 const aptFiles = /^(etc\/apt\/|etc\/passwd$|etc\/group$|var\/lib\/dpkg\/|usr\/share\/keyrings\/)/;
@@ -19,7 +20,7 @@ const aptFiles = /^(etc\/apt\/|etc\/passwd$|etc\/group$|var\/lib\/dpkg\/|usr\/sh
  * image's own repositories" findings instead (`updates`), as `patch` would act on.
  */
 export async function scanImage(
-  deps: { client: RegistryClient; dispatcher: Dispatcher; logger: Logger; cacheDir: string; tmpDir: string },
+  deps: { client: RegistryClient; dispatcher: Dispatcher; logger: Logger; cacheDir: string; tmpDir: string; mirrors?: PackageMirrors },
   options: { image: Reference; advisories: AdvisorySources; updates: boolean },
 ): Promise<ScanResult[]> {
   const resolved = await resolveImage(deps.client, options.image);
@@ -32,7 +33,7 @@ export async function scanImage(
     const osPackage = inventory.packages.find((p) => p.class === 'os' && p.ecosystem === 'debian');
     if (options.updates && osPackage && !hasAdvisoryData(osPackage, inventory.os, options.advisories)) {
       const db = await DpkgDatabase.read(fs, await readUserDatabase(fs));
-      const repositories = db ? await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger: deps.logger }) : undefined;
+      const repositories = db ? await loadImageRepositories({ fs, db, config: image.config, dispatcher: deps.dispatcher, cacheDir: deps.cacheDir, logger: deps.logger, ...(deps.mirrors?.apt ? { mirrors: deps.mirrors.apt } : {}) }) : undefined;
       if (db && repositories) {
         const plan = resolveDebUpgrades({ installed: db.packages, repositories, request: { kind: 'all' } });
         for (const p of plan.packages) {
