@@ -24,6 +24,7 @@ export async function patchRpmPlatform(ctx: PlatformContext): Promise<PlatformRe
       run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
       fs, inventory, request, mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
       ...(deps.buildkit.toolingImages?.rpm ? { toolingImage: deps.buildkit.toolingImages.rpm } : {}),
+      ...(deps.mirrors?.rpm ? { mirrors: deps.mirrors.rpm } : {}),
     });
     const rpmPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };
     if (!result.layer) return { outcome: { platform, ...scanned, plan: rpmPlan, failed: [] }, bytesDownloaded: 0 };
