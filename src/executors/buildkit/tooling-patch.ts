@@ -1,3 +1,4 @@
+import { planRepoMirrors, readRpmRepos, repoDirs, type RpmMirror } from '../../distro/rpm/repos.js';
 import type { ImageFilesystem } from '../../image/filesystem.js';
 import type { Layer } from '../../image/layer.js';
 import type { InstalledPackage, Inventory } from '../../scan/inventory/types.js';
@@ -30,6 +31,8 @@ export async function patchRpmImage(args: {
   request: readonly Finding[] | 'all';
   toolingImage?: string;
   mediaType: string;
+  /** Registry policy: fetch through these instead of the repositories' own URLs (the image's repo files are not changed). */
+  mirrors?: readonly RpmMirror[];
 }): Promise<{ layer?: Layer & { readonly diffId: string }; upgraded: RpmUpgrade[]; tool: string }> {
   const names = args.request === 'all' ? 'all' as const : [...new Set(args.request.filter((f) => f.package.ecosystem === 'rpm' && f.fixedVersions.length > 0).map((f) => f.package.name))].sort();
   if (names !== 'all' && names.length === 0) return { upgraded: [], tool: 'none' };
@@ -40,9 +43,12 @@ export async function patchRpmImage(args: {
   const releasever = args.inventory.os?.versionId?.split('.')[0] ?? '1';
   const dbFile = args.inventory.packages.find((p) => p.ecosystem === 'rpm')?.path ?? 'var/lib/rpm/rpmdb.sqlite';
   const dbpath = `/${dbFile.slice(0, dbFile.lastIndexOf('/'))}`;
+  const mirrors = args.mirrors && args.mirrors.length > 0
+    ? await readRpmRepos(args.fs, tool === 'zypper' ? repoDirs.zypper : repoDirs.dnf).then(({ repos, files }) => planRepoMirrors(repos, files, args.mirrors!))
+    : undefined;
   const layer = await buildPatchLayer(args.run, (base) => (tool
-    ? rpmInImage(base, tool, names)
-    : rpmWithTooling(base, image(args.toolingImage!, { platform: args.run.platform, name: `pull tooling ${args.toolingImage}` }), names, releasever, dbpath)), args.mediaType);
+    ? rpmInImage(base, tool, names, mirrors)
+    : rpmWithTooling(base, image(args.toolingImage!, { platform: args.run.platform, name: `pull tooling ${args.toolingImage}` }), names, releasever, dbpath, mirrors)), args.mediaType);
 
   // What the rpm database says now: the layer carries the whole rewritten database.
   const after = (await scanLayers([layer])).inventory.packages.filter((p) => p.ecosystem === 'rpm');
