@@ -63,31 +63,50 @@ export const defaultLibraryIndexUrls: LibraryIndexUrls = {
 
 const maxResponseBytes = 64 * 2 ** 20;
 
-/** PyPI's JSON API, the npm registry, a Go module proxy and NuGet's flat container; answers are cached per process. */
-export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Partial<LibraryIndexUrls> } = {}): LibraryIndex {
-  const urls = { ...defaultLibraryIndexUrls, ...options.urls };
-  const cache = new Map<string, Promise<PublishedVersions>>();
-  const getJson = async (url: string, accept = 'application/json'): Promise<unknown> => {
-    const text = await getText(url, accept);
-    try { return JSON.parse(text); } catch { throw new LibraryIndexError('INDEX_INVALID', `${url} did not answer JSON`); }
+/**
+ * PyPI's JSON API, the npm registry, a Go module proxy and NuGet's flat
+ * container; answers are cached per process. `indexes` (a mirror or a private
+ * index per ecosystem, with credentials) win over `urls`; credentials are sent
+ * only to their index's origin and never appear in an error.
+ */
+export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Partial<LibraryIndexUrls>; indexes?: Partial<PackageIndexes> } = {}): LibraryIndex {
+  const indexes: PackageIndexes = {
+    pypi: options.indexes?.pypi ?? { url: options.urls?.pypi ?? defaultLibraryIndexUrls.pypi },
+    npm: options.indexes?.npm ?? { url: options.urls?.npm ?? defaultLibraryIndexUrls.npm },
+    goProxy: options.indexes?.goProxy ?? { url: options.urls?.goProxy ?? defaultLibraryIndexUrls.goProxy },
+    nuget: options.indexes?.nuget ?? { url: options.urls?.nuget ?? defaultLibraryIndexUrls.nuget },
   };
-  const getText = async (url: string, accept: string): Promise<string> => {
+  const urls: LibraryIndexUrls = { pypi: trimSlash(indexes.pypi.url), npm: trimSlash(indexes.npm.url), goProxy: trimSlash(indexes.goProxy.url), nuget: trimSlash(indexes.nuget.url) };
+  const cache = new Map<string, Promise<PublishedVersions>>();
+  const getJson = async (index: PackageIndex, url: string, accept = 'application/json'): Promise<unknown> => {
+    const text = await getText(index, url, accept);
+    try { return JSON.parse(text); } catch { throw new LibraryIndexError('INDEX_INVALID', `${shown(url)} did not answer JSON`); }
+  };
+  const getText = async (index: PackageIndex, url: string, accept: string): Promise<string> => {
+    const authorization = sameOrigin(url, index.url) ? indexAuthorization(index) : undefined;
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(url, { method: 'GET', headers: { accept, 'user-agent': 'patchd' }, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}), headersTimeout: 30_000, bodyTimeout: 60_000 });
+      response = await request(url, {
+        method: 'GET', headers: { accept, 'user-agent': 'patchd', ...(authorization ? { authorization } : {}) },
+        ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}), headersTimeout: 30_000, bodyTimeout: 60_000,
+      });
     } catch (error) {
-      throw new LibraryIndexError('INDEX_UNREACHABLE', `${url}: ${(error as Error).message}`);
+      throw new LibraryIndexError('INDEX_UNREACHABLE', `${shown(url)}: ${(error as Error).message}`);
     }
     if (response.statusCode === 404 || response.statusCode === 410) {
       await response.body.dump();
-      throw new LibraryIndexError('PACKAGE_NOT_FOUND', `${url}: not published there (HTTP ${response.statusCode})`);
+      throw new LibraryIndexError('PACKAGE_NOT_FOUND', `${shown(url)}: not published there (HTTP ${response.statusCode})`);
+    }
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      await response.body.dump();
+      throw new LibraryIndexError('INDEX_UNREACHABLE', `${shown(url)}: HTTP ${response.statusCode} (${authorization ? 'the credentials were refused' : 'the index wants credentials'})`, { kind: 'upstream' });
     }
     if (response.statusCode !== 200) {
       await response.body.dump();
-      throw new LibraryIndexError('INDEX_UNREACHABLE', `${url}: HTTP ${response.statusCode}`);
+      throw new LibraryIndexError('INDEX_UNREACHABLE', `${shown(url)}: HTTP ${response.statusCode}`);
     }
     const length = Number(response.headers['content-length'] ?? 0);
-    if (length > maxResponseBytes) { await response.body.dump(); throw new LibraryIndexError('INDEX_INVALID', `${url}: answer of ${length} bytes is too large`); }
+    if (length > maxResponseBytes) { await response.body.dump(); throw new LibraryIndexError('INDEX_INVALID', `${shown(url)}: answer of ${length} bytes is too large`); }
     return (await readAllBytes(response.body)).toString('utf8');
   };
 
@@ -95,13 +114,13 @@ export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Part
     switch (ecosystem) {
       case 'pypi': {
         const url = `${urls.pypi}/${encodeURIComponent(name)}/json`;
-        const json = (await getJson(url)) as { info?: { version?: string }; releases?: Record<string, { yanked?: boolean }[]> };
+        const json = (await getJson(indexes.pypi, url)) as { info?: { version?: string }; releases?: Record<string, { yanked?: boolean }[]> };
         const versions = Object.entries(json.releases ?? {}).filter(([, files]) => files.length === 0 || files.some((f) => !f.yanked)).map(([v]) => v);
         return { versions, ...(json.info?.version ? { latest: json.info.version } : {}), source: url };
       }
       case 'npm': {
         const url = `${urls.npm}/${name.startsWith('@') ? `@${encodeURIComponent(name.slice(1))}` : encodeURIComponent(name)}`;
-        const json = (await getJson(url, 'application/vnd.npm.install-v1+json')) as { versions?: Record<string, unknown>; 'dist-tags'?: { latest?: string } };
+        const json = (await getJson(indexes.npm, url, 'application/vnd.npm.install-v1+json')) as { versions?: Record<string, unknown>; 'dist-tags'?: { latest?: string } };
         const latest = json['dist-tags']?.latest;
         return { versions: Object.keys(json.versions ?? {}), ...(latest ? { latest } : {}), source: url };
       }
@@ -109,12 +128,12 @@ export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Part
         // Module paths are case-encoded on the proxy: 'A' becomes '!a'.
         const escaped = name.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
         const url = `${urls.goProxy}/${escaped}/@v/list`;
-        const versions = (await getText(url, 'text/plain')).split('\n').map((l) => l.trim()).filter(Boolean);
+        const versions = (await getText(indexes.goProxy, url, 'text/plain')).split('\n').map((l) => l.trim()).filter(Boolean);
         return withHighest(ecosystem, { versions, source: url });
       }
       case 'nuget': {
         const url = `${urls.nuget}/${encodeURIComponent(name.toLowerCase())}/index.json`;
-        const json = (await getJson(url)) as { versions?: string[] };
+        const json = (await getJson(indexes.nuget, url)) as { versions?: string[] };
         return withHighest(ecosystem, { versions: json.versions ?? [], source: url });
       }
       default:
@@ -134,6 +153,24 @@ export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Part
       return pending;
     },
   };
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+function sameOrigin(url: string, base: string): boolean {
+  try { return new URL(url).origin === new URL(base).origin; } catch { return false; }
+}
+
+/** A URL as errors show it: without any user:password@ it may carry. */
+function shown(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = ''; u.password = '';
+    return u.toString();
+  } catch { return url.replace(/\/\/[^/@]*@/, '//'); }
 }
 
 function withHighest(ecosystem: Ecosystem, found: { versions: string[]; source: string }): PublishedVersions {
