@@ -8,6 +8,35 @@ export type ConfigCode = keyof typeof configCodes;
 
 export class ConfigError extends codedError(configCodes) {}
 
+/** A mirror's own URL: http(s), and never with credentials in it (they go in `credentials` or the environment, which are never logged). */
+const mirrorUrl = z.url({ protocol: /^https?$/ }).refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), 'put credentials in `credentials` or the environment, not in the URL');
+const BasicCredentialsSchema = z.object({ username: z.string().min(1), password: z.string() }).strict();
+const PackageIndexSchema = z.object({
+  url: mirrorUrl,
+  /** Basic, or a bearer token (npm's _authToken). */
+  credentials: z.union([BasicCredentialsSchema, z.object({ token: z.string().min(1) }).strict()]).optional(),
+}).strict();
+
+/**
+ * Where packages are fetched from instead of their public sources. apt and
+ * rpm: URL prefixes as the image's sources name them, mapped to a mirror (the
+ * image's sources files are not changed; signatures are still checked with
+ * the image's own keys). Library indexes: a mirror or private index each.
+ */
+const MirrorsSchema = z.object({
+  apt: z.array(z.object({ from: z.url(), to: mirrorUrl, credentials: BasicCredentialsSchema.optional() }).strict()).optional(),
+  rpm: z.array(z.union([
+    z.object({ from: z.url(), to: mirrorUrl }).strict(),
+    /** A repository (by id) given a baseurl outright: for repositories that only name a metalink. */
+    z.object({ repo: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/), to: mirrorUrl }).strict(),
+  ])).optional(),
+  pypi: PackageIndexSchema.optional(),
+  npm: PackageIndexSchema.optional(),
+  goProxy: PackageIndexSchema.optional(),
+  nuget: PackageIndexSchema.optional(),
+}).strict();
+export type MirrorsConfig = z.infer<typeof MirrorsSchema>;
+
 const RegistrySchema = z.object({
   /** Where patchd reaches the registry: 'https://harbor.example.com', 'http://127.0.0.1:5000'. */
   url: z.url(),
@@ -38,6 +67,8 @@ const RegistrySchema = z.object({
     libraryPatchLevel: z.enum(['patch', 'minor', 'major']).default('patch'),
     /** auto: in-process, BuildKit for packages whose maintainer scripts must run; or one executor for all. */
     executor: z.enum(['auto', 'inprocess', 'buildkit']).default('auto'),
+    /** Package mirrors for this registry's images; each kind given here replaces the top-level `mirrors` one. */
+    mirrors: MirrorsSchema.optional(),
   }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto' }),
 }).strict();
 
@@ -64,6 +95,8 @@ export const ConfigSchema = z.object({
   libraryIndex: z.object({
     pypi: z.url().optional(), npm: z.url().optional(), goProxy: z.url().optional(), nuget: z.url().optional(),
   }).strict().default({}),
+  /** Package mirrors for every registry's images (a registry's policy.mirrors overrides them kind by kind). */
+  mirrors: MirrorsSchema.default({}),
   registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'registry names are lower-case words'), RegistrySchema),
 }).strict();
 
@@ -84,7 +117,9 @@ export async function readConfigFile(env: Readonly<Record<string, string | undef
 /**
  * Parses the YAML config and applies secret overrides from the environment
  * (PATCHD_<NAME>_WEBHOOK_SECRET, PATCHD_<NAME>_USERNAME / _PASSWORD, NAME upper-cased,
- * '-' as '_'). Pure: the caller reads the file and passes the environment.
+ * '-' as '_'), and mirror credentials: PATCHD_[<NAME>_]<KIND>_USERNAME / _PASSWORD
+ * (KIND: APT, PYPI, NPM, GOPROXY, NUGET) or _TOKEN (the library indexes), for
+ * mirrors the file configures. Pure: the caller reads the file and passes the environment.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, yamlText: string, origin = 'config'): Config {
   let raw: unknown;
@@ -96,8 +131,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ya
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError('CONFIG_INVALID', `${origin}: ${z.prettifyError(parsed.error)}`);
   const config = parsed.data;
+  applyMirrorCredentials(config.mirrors, env, 'PATCHD_');
   for (const [name, registry] of Object.entries(config.registries)) {
     const prefix = `PATCHD_${name.toUpperCase().replace(/-/g, '_')}_`;
+    if (registry.policy.mirrors) applyMirrorCredentials(registry.policy.mirrors, env, prefix);
     const secret = env[`${prefix}WEBHOOK_SECRET`];
     if (secret) registry.webhookSecret = secret;
     const username = env[`${prefix}USERNAME`];
@@ -106,6 +143,30 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ya
     if (!registry.hosts.includes(own)) registry.hosts.push(own);
   }
   return config;
+}
+
+const indexKinds = { pypi: 'PYPI', npm: 'NPM', goProxy: 'GOPROXY', nuget: 'NUGET' } as const;
+
+/** Credentials from the environment for the mirrors `mirrors` configures (the environment wins over the file). */
+function applyMirrorCredentials(mirrors: MirrorsConfig, env: Readonly<Record<string, string | undefined>>, prefix: string): void {
+  const username = env[`${prefix}APT_USERNAME`];
+  if (username) for (const m of mirrors.apt ?? []) m.credentials = { username, password: env[`${prefix}APT_PASSWORD`] ?? '' };
+  for (const [key, kind] of Object.entries(indexKinds) as [keyof typeof indexKinds, string][]) {
+    const index = mirrors[key];
+    if (!index) continue;
+    const token = env[`${prefix}${kind}_TOKEN`];
+    const user = env[`${prefix}${kind}_USERNAME`];
+    if (token) index.credentials = { token };
+    else if (user) index.credentials = { username: user, password: env[`${prefix}${kind}_PASSWORD`] ?? '' };
+  }
+}
+
+/** The mirrors one registry's images are patched through: its policy's, kind by kind, else the top-level ones. */
+export function mirrorsForRegistry(config: Config, registry: RegistryConfig): MirrorsConfig {
+  const own = registry.policy.mirrors ?? {};
+  const merged: MirrorsConfig = { ...config.mirrors };
+  for (const [key, value] of Object.entries(own)) if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  return merged;
 }
 
 /** The configured registry a webhook's host belongs to, if any: nothing else is ever contacted. */
