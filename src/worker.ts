@@ -1,12 +1,13 @@
 import type { Dispatcher } from 'undici';
 import type { Metrics } from './lib/metrics.js';
-import type { Config } from './config.js';
+import { mirrorsForRegistry, type Config } from './config.js';
 import { PatchdError } from './lib/errors.js';
 import type { Logger } from './lib/log.js';
 import { createRegistryClient, type RegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
 import { patchImage } from './pipeline/patch-image.js';
-import type { LibraryIndex } from './plan/library-index.js';
+import { defaultLibraryIndexUrls, httpLibraryIndex, type LibraryIndex, type PackageIndexes } from './plan/library-index.js';
+import type { PackageMirrors } from './pipeline/patch-image.js';
 import type { BuildkitClient } from './executors/buildkit/client.js';
 import type { AdvisorySources } from './scan/scan.js';
 import { fetchHarborReport } from './scan/sources/harbor.js';
@@ -53,6 +54,28 @@ export function connectRegistries(config: Config, deps: { dispatcher: Dispatcher
   }));
 }
 
+/** Where one registry's images get their packages from: its policy's mirrors, else the top-level ones, else the public sources. */
+export interface PackageSources {
+  readonly mirrors: PackageMirrors;
+  readonly packageIndexes: PackageIndexes;
+  /** Asks the same indexes the downloads come from (one per registry with its own, so answers are never shared across credentials). */
+  readonly libraryIndex: LibraryIndex;
+}
+
+export function packageSources(config: Config, deps: { dispatcher: Dispatcher; libraryIndex: LibraryIndex }): ReadonlyMap<string, PackageSources> {
+  return new Map(Object.entries(config.registries).map(([name, registry]) => {
+    const m = mirrorsForRegistry(config, registry);
+    const index = (key: keyof PackageIndexes) => m[key] ?? { url: config.libraryIndex[key] ?? defaultLibraryIndexUrls[key] };
+    const packageIndexes: PackageIndexes = { pypi: index('pypi'), npm: index('npm'), goProxy: index('goProxy'), nuget: index('nuget') };
+    const ownIndexes = m.pypi || m.npm || m.goProxy || m.nuget;
+    return [name, {
+      mirrors: { ...(m.apt ? { apt: m.apt } : {}), ...(m.rpm ? { rpm: m.rpm } : {}) },
+      packageIndexes,
+      libraryIndex: ownIndexes ? httpLibraryIndex({ dispatcher: deps.dispatcher, indexes: packageIndexes }) : deps.libraryIndex,
+    }] as const;
+  }));
+}
+
 /**
  * Runs queued patch jobs, `concurrency` at a time: resolves tag-only pushes
  * to a digest (a second job for the same digest is skipped), patches, records
@@ -63,6 +86,7 @@ export function connectRegistries(config: Config, deps: { dispatcher: Dispatcher
 export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number): Promise<void>; wake(): void } {
   const { config, queue, logger, metrics } = deps;
   const registries = connectRegistries(config, deps);
+  const sources = packageSources(config, deps);
   let stopping = false;
   let wakeUp: (() => void) | undefined;
   const sleep = (ms: number) => new Promise<void>((resolve) => {
@@ -85,6 +109,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
     const access = registries.get(job.registry);
     if (!registry || !access) { queue.fail(job.id, `registry ${job.registry} is no longer configured`, undefined); return; }
     const { client, keychain, host } = access;
+    const packages = sources.get(job.registry)!;
     try {
       if (!job.tag) {
         queue.succeed(job.id, 'skipped', { reason: 'pushed by digest only: no tag to name the patched image after' });
@@ -106,7 +131,8 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       }
       const outcome = await patchImage(
         {
-          client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir, libraryIndex: deps.libraryIndex,
+          client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir,
+          libraryIndex: packages.libraryIndex, packageIndexes: packages.packageIndexes, mirrors: packages.mirrors,
           ...(deps.buildkit ? { buildkit: { client: deps.buildkit, keychain, ...(config.buildkit ? { toolingImages: config.buildkit.toolingImages } : {}) } } : {}),
         },
         {
