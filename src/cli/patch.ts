@@ -9,6 +9,7 @@ import { patchImage, type PatchOutcome, type ProgressEvent } from '../pipeline/p
 import { httpLibraryIndex } from '../plan/library-index.js';
 import { closeWithin, commandKeychain, defaultCacheDir, logLevel, type CliContext, type Output } from './context.js';
 import { loadAdvisories, parsePatchLevel, parsePkgTypes, readReport } from './report.js';
+import { indexesFromFlags, indexOptions, mirrorOptions, mirrorsFromFlags } from './mirrors.js';
 
 const executors = ['auto', 'inprocess', 'buildkit'] as const;
 type ExecutorChoice = (typeof executors)[number];
@@ -33,10 +34,14 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
       'dry-run': { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
       'log-level': { type: 'string' },
+      ...mirrorOptions,
+      ...indexOptions,
     },
     strict: true,
   });
   if (!values.image) throw new UsageError('-i/--image is required');
+  const mirrors = mirrorsFromFlags(values, ctx.env);
+  const packageIndexes = indexesFromFlags(values, ctx.env);
   const pkgTypes = parsePkgTypes(values['pkg-types']);
   const libraryPatchLevel = parsePatchLevel(values['library-patch-level'] ?? 'patch');
   if (values['library-patch-level'] && !pkgTypes.library) throw new UsageError('--library-patch-level needs --pkg-types library or os,library');
@@ -63,7 +68,8 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
     const toolingImage = values['tooling-image'];
     const outcome = await patchImage(
       {
-        client, dispatcher, logger, cacheDir: values['cache-dir'] ?? defaultCacheDir(ctx), tmpDir: ctx.tmpDir, libraryIndex: httpLibraryIndex({ dispatcher }),
+        client, dispatcher, logger, cacheDir: values['cache-dir'] ?? defaultCacheDir(ctx), tmpDir: ctx.tmpDir,
+        libraryIndex: httpLibraryIndex({ dispatcher, indexes: packageIndexes }), packageIndexes, mirrors,
         ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(toolingImage ? { toolingImages: { rpm: toolingImage, deb: toolingImage } } : {}) } } : {}),
       },
       {
