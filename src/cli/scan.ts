@@ -7,6 +7,7 @@ import { scanImage } from '../pipeline/scan-image.js';
 import { formatJson, formatSarif, formatTable } from '../scan/format.js';
 import { closeWithin, commandKeychain, defaultCacheDir, logLevel, type CliContext } from './context.js';
 import { loadAdvisories, readReport } from './report.js';
+import { mirrorOptions, mirrorsFromFlags } from './mirrors.js';
 
 /** `patchd scan`: inventory plus findings, printed; exit 0 whatever was found, 1 when the scan itself failed. */
 export async function scanCommand(argv: readonly string[], ctx: CliContext): Promise<number> {
@@ -20,10 +21,12 @@ export async function scanCommand(argv: readonly string[], ctx: CliContext): Pro
       'no-updates': { type: 'boolean', default: false },
       'plain-http': { type: 'boolean', default: false },
       'log-level': { type: 'string' },
+      'apt-mirror': mirrorOptions['apt-mirror'],
     },
     strict: true,
   });
   if (!values.image) throw new UsageError('-i/--image is required');
+  const mirrors = mirrorsFromFlags(values, ctx.env);
   const format = values.format ?? (ctx.stdout.isTTY ? 'table' : 'json');
   if (format !== 'table' && format !== 'json' && format !== 'sarif') throw new UsageError(`--format takes table, json or sarif (got ${JSON.stringify(format)})`);
   const image = parseReference(values.image);
@@ -35,7 +38,7 @@ export async function scanCommand(argv: readonly string[], ctx: CliContext): Pro
     const osv = report ? undefined : await loadAdvisories(advisoryPaths);
     const client = createRegistryClient({ logger, dispatcher, keychain: commandKeychain(ctx, image.registry), ...(values['plain-http'] ? { plainHttp: true } : {}) });
     const results = await scanImage(
-      { client, dispatcher, logger, cacheDir: defaultCacheDir(ctx), tmpDir: ctx.tmpDir },
+      { client, dispatcher, logger, cacheDir: defaultCacheDir(ctx), tmpDir: ctx.tmpDir, mirrors },
       { image, advisories: { ...(osv ? { osv } : {}), ...(report ? { report } : {}) }, updates: !values['no-updates'] },
     );
     ctx.stdout.write(format === 'json' ? formatJson(results) : format === 'sarif' ? formatSarif(results, ctx.version) : formatTable(results));
