@@ -39,6 +39,19 @@ Options for patch:
                          with dnf and rpm (rpm roots) or a Debian image with apt
                          (distroless); BuildKit runs its tools on them
       --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
+      --apt-mirror FROM=TO
+                         fetch what the image's apt sources name under FROM from TO
+                         (repeatable; Basic credentials from $PATCHD_APT_USERNAME and
+                         $PATCHD_APT_PASSWORD); InRelease is still checked with the
+                         image's keyring, and its sources files are not changed
+      --rpm-mirror FROM=TO|REPOID=TO
+                         the same for rpm repositories (baseurl, mirrorlist or metalink
+                         under FROM; or one repository's baseurl), for BuildKit installs
+      --pypi-index URL   PyPI JSON API mirror or private index [credentials:
+                         $PATCHD_PYPI_TOKEN, or $PATCHD_PYPI_USERNAME and _PASSWORD]
+      --npm-registry URL npm registry mirror [$PATCHD_NPM_TOKEN, or _USERNAME/_PASSWORD]
+      --go-proxy URL     Go module proxy [$PATCHD_GOPROXY_USERNAME and _PASSWORD]
+      --nuget-source URL NuGet flat container [$PATCHD_NUGET_USERNAME and _PASSWORD]
   -h, --help             this text
 
 Options for scan:
@@ -50,6 +63,7 @@ Options for scan:
       --no-updates         do not ask a Debian image's repositories for newer versions
                            when no advisory data covers its OS
       --plain-http         speak HTTP, not HTTPS, to the registry
+      --apt-mirror FROM=TO fetch the image's apt sources under FROM from TO (as patch)
 
 Options for serve:
   -c, --config FILE        the service's YAML config (see the README)
