@@ -10,8 +10,9 @@ const executableMagics = [Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.from('MZ
 export interface GoBuildInfo {
   readonly goVersion: string;
   readonly path: string;
-  readonly main?: { readonly path: string; readonly version: string };
-  readonly deps: readonly { readonly path: string; readonly version: string }[];
+  /** `sum`: the module zip's h1: checksum, present when the module came from the module cache (`go install m@v`, dependencies). */
+  readonly main?: { readonly path: string; readonly version: string; readonly sum?: string };
+  readonly deps: readonly { readonly path: string; readonly version: string; readonly sum?: string }[];
   readonly settings: ReadonlyMap<string, string>;
 }
 
@@ -88,19 +89,20 @@ function readVarString(buf: Buffer, offset: number): { value: string; next: numb
 /** runtime/debug.BuildInfo's text form: path, mod, dep and `=>` (replacement) lines, then build settings. */
 export function parseModInfo(goVersion: string, text: string): GoBuildInfo {
   let path = '';
-  let main: { path: string; version: string } | undefined;
-  const deps: { path: string; version: string }[] = [];
+  let main: { path: string; version: string; sum?: string } | undefined;
+  const deps: { path: string; version: string; sum?: string }[] = [];
+  const withSum = (path: string, version: string, sum: string | undefined) => ({ path, version, ...(sum ? { sum } : {}) });
   const settings = new Map<string, string>();
   for (const line of text.split('\n')) {
     const parts = line.split('\t');
     switch (parts[0]) {
       case 'path': path = parts[1] ?? ''; break;
-      case 'mod': main = { path: parts[1] ?? '', version: parts[2] ?? '' }; break;
-      case 'dep': deps.push({ path: parts[1] ?? '', version: parts[2] ?? '' }); break;
+      case 'mod': main = withSum(parts[1] ?? '', parts[2] ?? '', parts[3]); break;
+      case 'dep': deps.push(withSum(parts[1] ?? '', parts[2] ?? '', parts[3])); break;
       case '=>': {
         // The replacement applies to the line before it; its version is what was built.
         const last = deps[deps.length - 1];
-        if (last && parts[2]) deps[deps.length - 1] = { path: last.path, version: parts[2] };
+        if (last && parts[2]) deps[deps.length - 1] = withSum(last.path, parts[2], parts[3]);
         break;
       }
       case 'build': {
