@@ -3,6 +3,7 @@ import type { ImageFilesystem } from '../../image/filesystem.js';
 import type { LayerBuilder } from '../../image/layer-builder.js';
 import type { Logger } from '../../lib/log.js';
 import type { PackageIndexes } from '../../plan/library-index.js';
+import type { LibraryPatchLevel } from '../../plan/library-level.js';
 import type { PlannedLibrary } from '../../plan/types.js';
 import type { Inventory } from '../../scan/inventory/types.js';
 import type { LlbState } from '../buildkit/llb.js';
@@ -20,6 +21,10 @@ export interface LibraryInstallContext {
   /** Scratch space for downloads. */
   readonly tmpDir: string;
   readonly logger: Logger;
+  /** Images BuildKit runs a language's own tools from (go: an image with a Go toolchain). */
+  readonly toolingImages?: { readonly go?: string };
+  /** --toolchain-patch-level: how far a language toolchain may move (Go: stdlib fixes); unset, the tooling's own is used. */
+  readonly toolchainPatchLevel?: LibraryPatchLevel;
 }
 
 export interface LibraryInstallResult {
