@@ -1,0 +1,150 @@
+import { BuildkitError } from '../errors.js';
+import type { LlbState } from '../llb.js';
+
+/**
+ * Go through a tooling image that carries a Go toolchain, with the target
+ * image mounted at /target: go.mod requirements moved in their module roots,
+ * and binaries rebuilt from the module proxy's zip of the exact version they
+ * were built from. The module and build caches live in a cache mount, so
+ * downloads are shared across jobs and never reach the patch layer.
+ */
+
+/** One module root's planned requirements: `go get m@v ...` there. */
+export interface GoModuleUpdate {
+  /** Root-relative directory holding go.mod ('.' for the root). */
+  readonly root: string;
+  /** `module@version`, checked. */
+  readonly requirements: readonly string[];
+}
+
+/** One binary rebuilt: its source, how it was built, and the requirements moved first. */
+export interface GoRebuild {
+  /** Root-relative path of the binary, symlinks resolved. */
+  readonly path: string;
+  readonly module: string;
+  readonly version: string;
+  /** The h1: sum of the module zip, as the binary's build info records it. */
+  readonly sum: string;
+  /** The main package's import path (build info `path`). */
+  readonly package: string;
+  /** GOTOOLCHAIN: the recorded one (`go1.22.5`), or the one the plan chose for stdlib fixes. */
+  readonly toolchain: string;
+  readonly flags: readonly string[];
+  readonly env: readonly string[];
+  readonly requirements: readonly string[];
+}
+
+export interface GoEnvironment {
+  /** GOPROXY: one proxy URL, no credentials in it. */
+  readonly proxy: string;
+  /** GOTOOLCHAIN for go.mod updates: `local` unless a toolchain patch level lets go switch. */
+  readonly modToolchain: 'local' | 'auto';
+}
+
+const cacheRoot = '/var/cache/patchd-go';
+const goCache = { kind: 'cache', dest: cacheRoot, id: 'patchd-go-cache', sharing: 'shared' } as const;
+
+const modUpdateScript = `#!/bin/sh
+# patchd-go-mod-update ROOT MODULE@VERSION...
+# In /target/ROOT: go get the planned requirements, then fetch what the build
+# list needs (their go.sum lines) and refresh vendor/ and go.work.sum where
+# the image has them. Nothing is tidied: only what the requirements pull in moves.
+set -eu
+root=$1; shift
+cd "/target/$root"
+case "$(pwd -P)/" in /target/*) ;; *) echo "patchd: /$root leaves the image" >&2; exit 2 ;; esac
+if [ ! -f go.mod ] || [ -L go.mod ]; then echo "patchd: /$root/go.mod is not a regular file" >&2; exit 2; fi
+GOWORK=off go get "$@"
+GOWORK=off go mod download
+if [ -f vendor/modules.txt ]; then GOWORK=off go mod vendor; echo "patchd: /$root/vendor refreshed"; fi
+work=$(go env GOWORK)
+case "$work" in /target/*) go mod download; echo "patchd: workspace \${work#/target} summed" ;; esac
+for r in "$@"; do echo "patchd: /$root/go.mod now requires $(GOWORK=off go list -m -f '{{.Path}} {{.Version}}' "\${r%@*}")"; done
+`;
+
+const rebuildScript = `#!/bin/sh
+# patchd-go-rebuild DEST MODULE VERSION SUM PACKAGE TOOLCHAIN REQUIREMENTS [go build flags...]
+# Rebuilds the binary at /target/DEST from MODULE@VERSION as the module proxy
+# serves it (its zip must hash to SUM, the binary's own record of its source),
+# with REQUIREMENTS (space-separated module@version, checked) moved first,
+# and writes the result over the old file in place (mode, owner kept).
+set -euf
+dest=/target/$1 module=$2 version=$3 sum=$4 package=$5 toolchain=$6 requirements=$7
+shift 7
+if [ ! -f "$dest" ] || [ -L "$dest" ]; then echo "patchd: /$1 is not a regular file in the image" >&2; exit 2; fi
+case "$(cd "$(dirname "$dest")" && pwd -P)/" in /target/*) ;; *) echo "patchd: /$1 leaves the image" >&2; exit 2 ;; esac
+if [ "$(GOTOOLCHAIN=local go env GOVERSION)" = "$toolchain" ]; then GOTOOLCHAIN=local; else GOTOOLCHAIN=$toolchain; fi
+export GOTOOLCHAIN
+work=$(mktemp -d /tmp/patchd-go-rebuild.XXXXXX)
+cd "$work"
+info=$(go mod download -json "$module@$version")
+dir=$(printf '%s\\n' "$info" | sed -n 's/^\t"Dir": "\\(.*\\)",$/\\1/p')
+got=$(printf '%s\\n' "$info" | sed -n 's/^\t"Sum": "\\(.*\\)",$/\\1/p')
+if [ "$got" != "$sum" ]; then echo "patchd: $module@$version from the proxy hashes to $got, but /$1 was built from $sum" >&2; exit 3; fi
+echo "patchd: verified $module@$version $sum: the proxy's zip is the source /$1 records"
+cp -R "$dir" src
+chmod -R u+w src
+cd src
+[ -f go.mod ] || go mod init "$module"
+had_go=$(sed -n 's/^go[[:space:]]\\{1,\\}\\([0-9][0-9.]*\\).*/\\1/p' go.mod | head -n 1)
+if [ -n "$requirements" ]; then go get $requirements; fi
+if [ -z "$had_go" ]; then
+  # go get writes a go line where there was none; the source keeps the language version it had (1.16), unless a requirement needs more.
+  cp go.mod "$work/go.mod.got"
+  go mod edit -go=1.16
+  GOFLAGS=-mod=readonly go list -deps "$package" >/dev/null 2>&1 || cp "$work/go.mod.got" go.mod
+fi
+go build "$@" -o "$work/out" "$package"
+go version -m "$work/out"
+cat "$work/out" > "$dest"
+echo "patchd: /$1 rebuilt with $GOTOOLCHAIN"
+`;
+
+const pathPart = /^[^\0\n]+$/;
+
+function toolingEnv(env: GoEnvironment, toolchain: string, extra: readonly string[] = []): string[] {
+  if (!/^https?:\/\/[^\s@,|]+$/.test(env.proxy)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing GOPROXY ${JSON.stringify(env.proxy)}`);
+  return [
+    'PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LC_ALL=C',
+    // No go env file of the tooling's, no other proxy, no VCS: exactly the configured proxy (checksums through it from sum.golang.org).
+    'GOENV=off', `GOPROXY=${env.proxy}`, 'GOFLAGS=-mod=mod', 'GONOSUMDB=', 'GOPRIVATE=', 'GOVCS=*:off',
+    `GOMODCACHE=${cacheRoot}/mod`, `GOCACHE=${cacheRoot}/build`, `GOTOOLCHAIN=${toolchain}`,
+    ...extra,
+  ];
+}
+
+/** Runs each module root's `go get` in the tooling image; returns the target as it is afterwards. */
+export function goModuleUpdates(target: LlbState, tooling: LlbState, updates: readonly GoModuleUpdate[], env: GoEnvironment): LlbState {
+  const withScript = tooling.mkfile('/usr/local/bin/patchd-go-mod-update', 0o755, modUpdateScript, 'go.mod updater');
+  let state = target;
+  for (const u of updates) {
+    if (!pathPart.test(u.root) || u.requirements.length === 0) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing go.mod update in ${JSON.stringify(u.root)}`);
+    for (const r of u.requirements) if (!/^[A-Za-z0-9][A-Za-z0-9._~/-]*@v[0-9A-Za-z.+-]+$/.test(r)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(r)} to go get`);
+    const run = withScript.run({
+      args: ['/usr/local/bin/patchd-go-mod-update', u.root, ...u.requirements],
+      env: toolingEnv(env, env.modToolchain), mounts: [{ kind: 'bind', dest: '/target', state }, goCache],
+      name: `go get ${u.requirements.join(' ')} in /${u.root === '.' ? '' : u.root}`,
+    });
+    state = run.mountOutput('/target');
+  }
+  return state;
+}
+
+/** Rebuilds each binary in the tooling image and writes it over the old one in the target. */
+export function goRebuilds(target: LlbState, tooling: LlbState, rebuilds: readonly GoRebuild[], env: GoEnvironment): LlbState {
+  const withScript = tooling.mkfile('/usr/local/bin/patchd-go-rebuild', 0o755, rebuildScript, 'Go binary rebuilder');
+  let state = target;
+  for (const b of rebuilds) {
+    for (const r of b.requirements) if (!/^[A-Za-z0-9][A-Za-z0-9._~/-]*@v[0-9A-Za-z.+-]+$/.test(r)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(r)} to go get`);
+    for (const f of b.flags) if (!/^-[a-z]/.test(f) || /[\0\n]/.test(f)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing go build flag ${JSON.stringify(f)}`);
+    for (const e of b.env) if (!/^(GO[A-Z0-9]*|CGO_[A-Z]+)=[^\0\n]*$/.test(e) || /^GO(FLAGS|PROXY|TOOLCHAIN|MODCACHE|CACHE|ENV|NOSUMDB|PRIVATE|VCS)=/.test(e)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing build environment ${JSON.stringify(e)}`);
+    if (!pathPart.test(b.path) || !/^go1\.\d+(\.\d+)?((rc|beta)\d+)?$/.test(b.toolchain)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing rebuild of ${JSON.stringify(b.path)} with ${JSON.stringify(b.toolchain)}`);
+    const run = withScript.run({
+      args: ['/usr/local/bin/patchd-go-rebuild', b.path, b.module, b.version, b.sum, b.package, b.toolchain, b.requirements.join(' '), ...b.flags],
+      env: toolingEnv(env, 'local', b.env), mounts: [{ kind: 'bind', dest: '/target', state }, goCache],
+      name: `rebuild /${b.path} from ${b.module}@${b.version}${b.requirements.length > 0 ? ` with ${b.requirements.join(' ')}` : ''} (${b.toolchain})`,
+    });
+    state = run.mountOutput('/target');
+  }
+  return state;
+}
