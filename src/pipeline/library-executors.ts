@@ -1,4 +1,5 @@
+import { goExecutor } from '../executors/go/executor.js';
 import type { LibraryExecutor } from '../executors/library/types.js';
 
 /** The executor of each library ecosystem; an ecosystem without one is reported as not installable. */
-export const libraryExecutors: readonly LibraryExecutor[] = [];
+export const libraryExecutors: readonly LibraryExecutor[] = [goExecutor];
