@@ -67,6 +67,8 @@ const RegistrySchema = z.object({
     libraryPatchLevel: z.enum(['patch', 'minor', 'major']).default('patch'),
     /** auto: in-process, BuildKit for packages whose maintainer scripts must run; or one executor for all. */
     executor: z.enum(['auto', 'inprocess', 'buildkit']).default('auto'),
+    /** Copa's --toolchain-patch-level: how far a Go binary's toolchain may move to fix stdlib findings; unset, they are not patched. */
+    toolchainPatchLevel: z.enum(['patch', 'minor', 'major']).optional(),
     /** Package mirrors for this registry's images; each kind given here replaces the top-level `mirrors` one. */
     mirrors: MirrorsSchema.optional(),
   }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto' }),
@@ -86,8 +88,8 @@ export const ConfigSchema = z.object({
   buildkit: z.object({
     address: z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port'),
     tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional(), serverName: z.string().optional() }).strict().optional(),
-    /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm; deb: Debian with apt, for distroless). */
-    toolingImages: z.object({ rpm: z.string().optional(), deb: z.string().optional() }).strict().default({}),
+    /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm; deb: Debian with apt, for distroless; go: a Go toolchain at /usr/local/go, for go.mod updates and binary rebuilds). */
+    toolingImages: z.object({ rpm: z.string().optional(), deb: z.string().optional(), go: z.string().optional() }).strict().default({}),
   }).strict().optional(),
   /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded once at start. */
   advisories: z.object({ osv: z.array(z.string()).default([]) }).strict().default({ osv: [] }),
