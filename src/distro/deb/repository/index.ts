@@ -14,7 +14,7 @@ import type { AptSource, RootReader } from './sources.js';
 
 export { AptError } from './errors.js';
 export { readAptSources, type AptSource, type RootReader } from './sources.js';
-export { mirroredUri, type ArchiveMirror, type MirroredUri } from './mirrors.js';
+export { mirroredSourcesFile, mirroredUri, type ArchiveMirror, type MirroredUri } from './mirrors.js';
 
 export interface PackageCandidate {
   readonly name: string;

@@ -45,3 +45,38 @@ function comparable(uri: string): string {
   if (!m) return uri.trim().replace(/\/+$/, '');
   return `${m[1]!.toLowerCase()}${m[2]!.replace(/\/+$/, '')}`;
 }
+
+/**
+ * The sources as a deb822 file with every mirrored URI replaced, for an apt
+ * that runs elsewhere (BuildKit) and is pointed at it for one run; undefined
+ * when no mirror applies. Keyrings, suites and architectures stay the image's.
+ */
+export function mirroredSourcesFile(sources: readonly MirrorableSource[], mirrors: readonly ArchiveMirror[] = []): { text: string; credentials: boolean } | undefined {
+  const mapped = sources.map((s) => ({ source: s, via: mirroredUri(s.uri, mirrors) }));
+  if (!mapped.some((m) => m.via.mirror)) return undefined;
+  const stanzas = mapped.map(({ source, via }) => [
+    'Types: deb',
+    `URIs: ${via.uri}`,
+    `Suites: ${source.suite}`,
+    `Components: ${source.components.join(' ')}`,
+    ...(source.architectures ? [`Architectures: ${source.architectures.join(' ')}`] : []),
+    ...(source.signedBy ? [signedByField(source.signedBy)] : []),
+  ].join('\n'));
+  return { text: `${stanzas.join('\n\n')}\n`, credentials: mapped.some((m) => m.via.authorization !== undefined) };
+}
+
+/** What mirroredSourcesFile needs of an AptSource. */
+export interface MirrorableSource {
+  readonly uri: string;
+  readonly suite: string;
+  readonly components: readonly string[];
+  readonly signedBy?: readonly string[];
+  readonly architectures?: readonly string[];
+}
+
+function signedByField(signedBy: readonly string[]): string {
+  const inline = signedBy.find((k) => k.includes('BEGIN PGP PUBLIC KEY BLOCK'));
+  if (!inline) return `Signed-By: ${signedBy.join(' ')}`;
+  // deb822 continuation lines; an empty line is written as ' .'.
+  return `Signed-By:\n${inline.split('\n').map((l) => ` ${l.trim() === '' ? '.' : l}`).join('\n')}`;
+}
