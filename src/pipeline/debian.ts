@@ -3,7 +3,7 @@ import { aptInstall } from '../executors/buildkit/strategies/apt.js';
 import type { DpkgDatabase, UserDatabase } from '../distro/deb/dpkg-database.js';
 import { DebError } from '../distro/deb/errors.js';
 import { executeDebPlan } from '../executors/deb/executor.js';
-import type { AptRepositories } from '../distro/deb/repository/index.js';
+import { mirroredSourcesFile, readAptSources, type AptRepositories } from '../distro/deb/repository/index.js';
 import type { Layer } from '../image/layer.js';
 import { createLayerBuilder } from '../image/layer-builder.js';
 import { gzipLayerMediaTypeFor } from '../oci/media-types.js';
@@ -35,9 +35,10 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
   const viaBuildkit = async (): Promise<Built> => {
     if (db.layout !== 'status') throw new PipelineError('EXECUTOR_UNSUPPORTED', 'distroless (status.d) images are not patched through BuildKit yet');
     const arch = (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture;
+    const mirrored = deps.mirrors?.apt ? mirroredSourcesFile(await readAptSources(fs), deps.mirrors.apt) : undefined;
     const layer = await buildPatchLayer(
       buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
-      (base) => aptInstall(base, plan.packages.map((p) => ({ name: p.name, version: p.to, architecture: p.architecture })), arch),
+      (base) => aptInstall(base, plan.packages.map((p) => ({ name: p.name, version: p.to, architecture: p.architecture })), arch, mirrored),
       gzipLayerMediaTypeFor(manifest.mediaType),
     );
     return { layer, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'buildkit' };
