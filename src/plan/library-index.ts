@@ -113,6 +113,7 @@ export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Part
   const fetchVersions = async (ecosystem: Ecosystem, name: string): Promise<PublishedVersions> => {
     switch (ecosystem) {
       case 'pypi': {
+        if (/\/simple$/.test(urls.pypi)) return simpleVersions(name);
         const url = `${urls.pypi}/${encodeURIComponent(name)}/json`;
         const json = (await getJson(indexes.pypi, url)) as { info?: { version?: string }; releases?: Record<string, { yanked?: boolean }[]> };
         const versions = Object.entries(json.releases ?? {}).filter(([, files]) => files.length === 0 || files.some((f) => !f.yanked)).map(([v]) => v);
@@ -141,6 +142,24 @@ export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Part
     }
   };
 
+  /** An index given as a `.../simple` URL: the simple API's JSON form (PEP 691), versions from PEP 700's list or the file names. */
+  const simpleVersions = async (name: string): Promise<PublishedVersions> => {
+    const project = name.toLowerCase().replace(/[-_.]+/g, '-');
+    const url = `${urls.pypi}/${encodeURIComponent(project)}/`;
+    const json = (await getJson(indexes.pypi, url, 'application/vnd.pypi.simple.v1+json')) as { versions?: string[]; files?: { filename?: string; yanked?: unknown }[] };
+    const live = new Set<string>();
+    const all = new Set<string>(json.versions ?? []);
+    for (const file of json.files ?? []) {
+      const version = fileVersion(file.filename ?? '', project);
+      if (!version) continue;
+      all.add(version);
+      if (!file.yanked) live.add(version);
+    }
+    // A version whose every file is yanked is not offered (as pip does without ==).
+    const versions = [...all].filter((v) => live.has(v) || !(json.files ?? []).some((f) => fileVersion(f.filename ?? '', project) === v));
+    return withHighest('pypi', { versions, source: url });
+  };
+
   return {
     versions(ecosystem, name) {
       const key = `${ecosystem}\0${name}`;
@@ -153,6 +172,16 @@ export function httpLibraryIndex(options: { dispatcher?: Dispatcher; urls?: Part
       return pending;
     },
   };
+}
+
+/** The version in a wheel's or sdist's file name ('foo_bar-1.2.3-py3-none-any.whl', 'foo-bar-1.2.3.tar.gz'). */
+function fileVersion(filename: string, project: string): string | undefined {
+  if (filename.endsWith('.whl')) return filename.split('-')[1];
+  const m = /^(.*)\.(tar\.gz|zip|tar\.bz2)$/.exec(filename);
+  if (!m) return undefined;
+  const stem = m[1]!;
+  const normalized = stem.toLowerCase().replace(/[-_.]+/g, '-');
+  return normalized.startsWith(`${project}-`) ? stem.slice(stem.length - (normalized.length - project.length - 1)) : undefined;
 }
 
 function trimSlash(url: string): string {
