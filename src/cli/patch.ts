@@ -17,7 +17,8 @@ type ExecutorChoice = (typeof executors)[number];
 /** `patchd patch`: one image patched and pushed (or planned, with --dry-run); exit 1 when anything failed. */
 export async function patchCommand(argv: readonly string[], ctx: CliContext): Promise<number> {
   const { values } = parseArgs({
-    args: [...argv],
+    // Copa's --toolchain-patch-level may stand alone: it then means patch.
+    args: argv.map((a, i) => (a === '--toolchain-patch-level' && !/^(patch|minor|major)$/.test(argv[i + 1] ?? '') ? '--toolchain-patch-level=patch' : a)),
     options: {
       image: { type: 'string', short: 'i' },
       report: { type: 'string', short: 'r' },
@@ -27,6 +28,8 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
       'buildkit-addr': { type: 'string' },
       executor: { type: 'string', default: 'auto' },
       'tooling-image': { type: 'string' },
+      'go-tooling-image': { type: 'string' },
+      'toolchain-patch-level': { type: 'string' },
       tag: { type: 'string', short: 't' },
       'tag-suffix': { type: 'string', default: '-patched' },
       'ignore-errors': { type: 'boolean', default: false },
@@ -45,6 +48,9 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
   const pkgTypes = parsePkgTypes(values['pkg-types']);
   const libraryPatchLevel = parsePatchLevel(values['library-patch-level'] ?? 'patch');
   if (values['library-patch-level'] && !pkgTypes.library) throw new UsageError('--library-patch-level needs --pkg-types library or os,library');
+  const toolchainPatchLevel = values['toolchain-patch-level'];
+  if (toolchainPatchLevel !== undefined && !['patch', 'minor', 'major'].includes(toolchainPatchLevel)) throw new UsageError(`--toolchain-patch-level takes patch, minor or major (got ${JSON.stringify(toolchainPatchLevel)})`);
+  if (toolchainPatchLevel && !pkgTypes.library) throw new UsageError('--toolchain-patch-level needs --pkg-types library or os,library');
   const executor = values.executor as ExecutorChoice;
   if (!executors.includes(executor)) throw new UsageError(`--executor takes auto, inprocess or buildkit (got ${JSON.stringify(values.executor)})`);
   const image = parseReference(values.image);
@@ -66,15 +72,18 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
     const keychain = commandKeychain(ctx, image.registry);
     const client = createRegistryClient({ logger, dispatcher, keychain, ...(values['plain-http'] ? { plainHttp: true } : {}) });
     const toolingImage = values['tooling-image'];
+    const goToolingImage = values['go-tooling-image'];
+    const toolingImages = { ...(toolingImage ? { rpm: toolingImage, deb: toolingImage } : {}), ...(goToolingImage ? { go: goToolingImage } : {}) };
     const outcome = await patchImage(
       {
         client, dispatcher, logger, cacheDir: values['cache-dir'] ?? defaultCacheDir(ctx), tmpDir: ctx.tmpDir,
         libraryIndex: httpLibraryIndex({ dispatcher, indexes: packageIndexes }), packageIndexes, mirrors,
-        ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(toolingImage ? { toolingImages: { rpm: toolingImage, deb: toolingImage } } : {}) } } : {}),
+        ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(toolingImage || goToolingImage ? { toolingImages } : {}) } } : {}),
       },
       {
         image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'], executor,
         advisories: { ...(report ? { report } : {}), ...(osv ? { osv } : {}) }, pkgTypes, libraryPatchLevel,
+        ...(toolchainPatchLevel ? { toolchainPatchLevel: parsePatchLevel(toolchainPatchLevel) } : {}),
         ...(values.tag ? { target: values.tag } : {}),
         onProgress: progress ? (e: ProgressEvent) => progress.update(e) : (e: ProgressEvent) => logger.info(e, 'progress'),
       },

@@ -38,6 +38,13 @@ Options for patch:
       --tooling-image R  for images with no package manager of their own: an image
                          with dnf and rpm (rpm roots) or a Debian image with apt
                          (distroless); BuildKit runs its tools on them
+      --go-tooling-image R
+                         an image with a Go toolchain at /usr/local/go: BuildKit runs
+                         go get (go.mod updates) and Go binary rebuilds in it
+      --toolchain-patch-level [L]
+                         patch (when given alone), minor or major: rebuild Go binaries
+                         whose stdlib has findings with the newest Go release that
+                         far from theirs; needs --pkg-types with library
       --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
       --apt-mirror FROM=TO
                          fetch what the image's apt sources name under FROM from TO
