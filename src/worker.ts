@@ -140,6 +140,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
           advisories: { ...(report ? { report } : {}), ...(deps.osv && !report ? { osv: deps.osv } : {}) },
           pkgTypes: { os: registry.policy.pkgTypes.includes('os'), library: registry.policy.pkgTypes.includes('library') },
           libraryPatchLevel: registry.policy.libraryPatchLevel, executor: registry.policy.executor,
+          ...(registry.policy.toolchainPatchLevel ? { toolchainPatchLevel: registry.policy.toolchainPatchLevel } : {}),
         },
       );
       const summary = {
