@@ -139,6 +139,24 @@ export function registryClientOn(transport: RegistryTransport, options: { readon
         let { res, skip } = first;
         let passed = 0;
         let failures = 0;
+        /** After the body failed with `error`: the blob again from byte `passed`, while attempts remain. */
+        const resume = async (error: unknown) => {
+          for (let last = error; ;) {
+            if (last instanceof OciError && !last.transient) throw last;
+            if (++failures >= transport.attempts) {
+              throw new OciError('NETWORK', `${what}: the body broke off at byte ${passed} of ${desc.size}, ${failures} times: ${(last as Error)?.message ?? String(last)}`, { cause: last });
+            }
+            const delay = transport.delayAfter(failures, last);
+            transport.logger.debug({ what, offset: passed, attempt: failures, delayMs: Math.round(delay) }, 'resuming blob download');
+            await sleep(delay, undefined, { signal: stopped.signal });
+            try {
+              return await open(passed);
+            } catch (reopenError) {
+              if (stopped.signal.aborted) throw reopenError;
+              last = reopenError;
+            }
+          }
+        };
         for (;;) {
           try {
             for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -152,30 +170,13 @@ export function registryClientOn(transport: RegistryTransport, options: { readon
           } catch (error) {
             if (stopped.signal.aborted) throw error;
             if (desc.size >= 0 && passed >= desc.size) return; // all there: the verifier judges it
-            let last: unknown = error;
-            for (;;) {
-              failures++;
-              if (failures >= transport.attempts || (last instanceof OciError && !last.transient)) {
-                if (last instanceof OciError && !last.transient) throw last;
-                throw new OciError('NETWORK', `${what}: the body broke off at byte ${passed} of ${desc.size}, ${failures} times: ${(last as Error)?.message ?? String(last)}`, { cause: last });
-              }
-              const delay = transport.delayAfter(failures, last);
-              transport.logger.debug({ what, offset: passed, attempt: failures, delayMs: Math.round(delay) }, 'resuming blob download');
-              await sleep(delay, undefined, { signal: stopped.signal });
-              try {
-                ({ res, skip } = await open(passed));
-                current = res;
-                break;
-              } catch (reopenError) {
-                if (stopped.signal.aborted) throw reopenError;
-                last = reopenError;
-              }
-            }
+            ({ res, skip } = await resume(error));
+            current = res;
           }
         }
       }
-      // pipeline: destroying the result destroys the HTTP body, a body failure fails the result.
-      // The body in hand is destroyed (not aborted, which would fail it with nobody listening) before a pending re-open is aborted.
+      // pipeline: destroying the result destroys the HTTP body, a body failure fails the result. However
+      // the result ends, the body in hand (unread if the consumer never started) and any pending re-open end too.
       return pipeline(Readable.from(bytes(), { objectMode: false }), verify, () => { current.body.destroy(); stopped.abort(); });
     },
 

@@ -126,7 +126,10 @@ export function createRegistryTransport(options: TransportOptions): RegistryTran
   const discard = (res: RegistryResponse) => res.body.dump().catch(() => undefined);
 
   async function failure(res: RegistryResponse, what: string): Promise<OciError> {
-    const text = res.statusCode >= 400 ? (await readBody(res, what, 64 * 1024).catch(() => undefined))?.toString('utf8') ?? '' : (await discard(res), '');
+    let text = '';
+    // An error body names the registry's code; a body that cannot be read leaves the status to speak.
+    if (res.statusCode >= 400) text = (await readBody(res, what, 64 * 1024).catch(() => undefined))?.toString('utf8') ?? '';
+    else await discard(res);
     const error = errorFromResponse(res.statusCode, text, what);
     const retryAfter = retryAfterMs(res.headers['retry-after'], maxRetryAfter);
     if (retryAfter !== undefined) retryAfterOf.set(error, retryAfter);
@@ -196,7 +199,11 @@ export function createRegistryTransport(options: TransportOptions): RegistryTran
     }
     if (res.statusCode !== 200) {
       await discard(res);
-      throw new OciError('AUTH_FAILED', `${tokenWhat} for ${registry} failed: HTTP ${res.statusCode}`, { status: res.statusCode });
+      // A 429 or 5xx makes this transient (the operation is retried); a 401 or 403 is final.
+      const error = new OciError('AUTH_FAILED', `${tokenWhat} for ${registry} failed: HTTP ${res.statusCode}`, { status: res.statusCode });
+      const retryAfter = retryAfterMs(res.headers['retry-after'], maxRetryAfter);
+      if (retryAfter !== undefined) retryAfterOf.set(error, retryAfter);
+      throw error;
     }
     const text = (await readBody(res, tokenWhat, 1024 * 1024))?.toString('utf8');
     if (text === undefined) throw new OciError('AUTH_FAILED', `${tokenWhat}: the response is over 1 MiB`);

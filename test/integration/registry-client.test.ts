@@ -331,12 +331,15 @@ describe('through the fault proxy (cut, lost, stalled and throttled answers)', (
     await direct().pushBlob(parseReference(`${registry.host}/faults/destroy:x`), desc, async () => Readable.from([blob]));
     const own = new Agent();
     try {
-      const stream = await createRegistryClient({ logger, dispatcher: own }).openBlob(parseReference(`${proxy.host}/faults/destroy:x`), desc);
-      await new Promise((r) => stream.once('data', r));
-      stream.destroy();
+      const client = createRegistryClient({ logger, dispatcher: own });
       const running = () => Object.values(own.stats).reduce((n, s) => n + s.running, 0);
-      for (let i = 0; i < 100 && running() > 0; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(running(), 0, 'no request left running');
+      for (const readFirst of [true, false]) {
+        const stream = await client.openBlob(parseReference(`${proxy.host}/faults/destroy:x`), desc);
+        if (readFirst) await new Promise((r) => stream.once('data', r));
+        stream.destroy();
+        for (let i = 0; i < 100 && running() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(running(), 0, `no request left running (${readFirst ? 'destroyed mid-read' : 'destroyed unread'})`);
+      }
     } finally {
       await own.close();
     }
