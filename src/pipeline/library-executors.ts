@@ -1,5 +1,6 @@
 import { goExecutor } from '../executors/go/executor.js';
 import type { LibraryExecutor } from '../executors/library/types.js';
+import { npmExecutor } from '../executors/npm/executor.js';
 
 /** The executor of each library ecosystem; an ecosystem without one is reported as not installable. */
-export const libraryExecutors: readonly LibraryExecutor[] = [goExecutor];
+export const libraryExecutors: readonly LibraryExecutor[] = [goExecutor, npmExecutor];
