@@ -32,7 +32,15 @@ export interface InstalledPackage {
   /** npm: installed globally (`npm install -g`). */
   readonly global?: boolean;
   /** Go: the module's main package path and build facts of the binary it came from. */
-  readonly goBinary?: { readonly mainModule: string; readonly goVersion: string; readonly vcsRevision?: string; readonly vcsModified?: boolean };
+  readonly goBinary?: {
+    readonly mainModule: string;
+    readonly goVersion: string;
+    readonly vcsRevision?: string;
+    readonly vcsModified?: boolean;
+    /** The main module's version ('(devel)' for a plain build) and, when it came from a module zip (`go install m@v`), that zip's h1: sum. */
+    readonly mainVersion?: string;
+    readonly mainSum?: string;
+  };
 }
 
 /** What a reader finds in one file; the collector adds the purl. */

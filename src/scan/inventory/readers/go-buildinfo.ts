@@ -124,6 +124,8 @@ export function goPackages(info: GoBuildInfo, path: string): PackageRecord[] {
     goVersion: info.goVersion,
     ...(revision ? { vcsRevision: revision } : {}),
     ...(info.settings.has('vcs.modified') ? { vcsModified: info.settings.get('vcs.modified') === 'true' } : {}),
+    ...(info.main?.version ? { mainVersion: info.main.version } : {}),
+    ...(info.main?.sum ? { mainSum: info.main.sum } : {}),
   };
   const out: PackageRecord[] = info.deps
     .filter((d) => d.path && d.version)
