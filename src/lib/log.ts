@@ -9,6 +9,7 @@ export const redactPaths = [
   'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
   'identityToken', '*.identityToken', 'registryToken', '*.registryToken',
   'secret', '*.secret', 'webhookSecret', '*.webhookSecret',
+  'credentials', '*.credentials', '*.*.credentials',
 ];
 
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
