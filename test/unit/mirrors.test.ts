@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { Agent, MockAgent } from 'undici';
 import { indexesFromFlags, mirrorsFromFlags } from '../../src/cli/mirrors.js';
 import { ConfigError, loadConfig, mirrorsForRegistry } from '../../src/config.js';
+import { fetchWithRetries } from '../../src/distro/deb/repository/http.js';
 import { mirroredSourcesFile, mirroredUri } from '../../src/distro/deb/repository/mirrors.js';
 import { parseDeb822Sources } from '../../src/distro/deb/repository/sources.js';
 import { planRepoMirrors, readRpmRepos, repoDirs } from '../../src/distro/rpm/repos.js';
@@ -9,6 +13,8 @@ import { image, type LlbState } from '../../src/executors/buildkit/llb.js';
 import { aptInstall } from '../../src/executors/buildkit/strategies/apt.js';
 import { rpmCommands, rpmInImage, rpmWithTooling } from '../../src/executors/buildkit/strategies/rpm.js';
 import { UsageError } from '../../src/lib/errors.js';
+import { httpLibraryIndex } from '../../src/plan/library-index.js';
+import { packageSources } from '../../src/worker.js';
 import type { OpBody } from '../../src/executors/buildkit/proto/ops.js';
 
 // Mirrors change where bytes come from, never what they are checked against
@@ -244,4 +250,78 @@ test('flags: --apt-mirror/--rpm-mirror and the index flags; credentials only fro
     () => mirrorsFromFlags({ 'rpm-mirror': ['bad id=http://m.example/'] }, {})]) {
     assert.throws(bad, (error: unknown) => error instanceof UsageError && !/s3cret/.test(error.message));
   }
+});
+
+test('worker: each registry gets its policy\'s mirrors and indexes (with credentials); one without keeps the shared index', () => {
+  const config = loadConfig({ PATCHD_MAIN_NPM_TOKEN: 'tok' }, `
+libraryIndex: { goProxy: "https://goproxy.example" }
+registries:
+  main:
+    url: http://127.0.0.1:5000
+    policy:
+      mirrors:
+        apt: [{ from: "http://deb.debian.org/debian", to: "https://mirror.internal/debian" }]
+        npm: { url: "https://npm.internal" }
+  other:
+    url: http://127.0.0.1:5001
+`);
+  const shared = httpLibraryIndex();
+  const sources = packageSources(config, { dispatcher: new Agent(), libraryIndex: shared });
+  const main = sources.get('main')!;
+  assert.deepEqual(main.mirrors, { apt: [{ from: 'http://deb.debian.org/debian', to: 'https://mirror.internal/debian' }] });
+  assert.deepEqual(main.packageIndexes, {
+    pypi: { url: 'https://pypi.org/pypi' }, npm: { url: 'https://npm.internal', credentials: { token: 'tok' } },
+    goProxy: { url: 'https://goproxy.example' }, nuget: { url: 'https://api.nuget.org/v3-flatcontainer' },
+  });
+  assert.notEqual(main.libraryIndex, shared);
+  const other = sources.get('other')!;
+  assert.equal(other.libraryIndex, shared);
+  assert.deepEqual(other.mirrors, {});
+});
+
+test('apt fetches: the mirror gets the credentials, a redirect to another origin does not', async () => {
+  const seen: { server: string; authorization?: string }[] = [];
+  const b = createServer((req, res) => { seen.push({ server: 'b', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) }); res.end('ok'); });
+  await new Promise<void>((r) => b.listen(0, '127.0.0.1', r));
+  const a = createServer((req, res) => {
+    seen.push({ server: 'a', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+    res.writeHead(302, { location: `http://127.0.0.1:${(b.address() as AddressInfo).port}/elsewhere` }).end();
+  });
+  await new Promise<void>((r) => a.listen(0, '127.0.0.1', r));
+  const dispatcher = new Agent();
+  try {
+    const res = await fetchWithRetries(dispatcher, `http://127.0.0.1:${(a.address() as AddressInfo).port}/debian/dists/bookworm/InRelease`, { authorization: 'Basic c2VjcmV0' });
+    assert.equal(await res.body.text(), 'ok');
+    assert.deepEqual(seen, [{ server: 'a', authorization: 'Basic c2VjcmV0' }, { server: 'b' }]);
+  } finally {
+    await dispatcher.close();
+    a.close(); b.close();
+  }
+});
+
+test('library index given as .../simple: PEP 691 JSON, versions whose every file is yanked left out; credentials only to the index\'s origin', async () => {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  const index = agent.get('https://pypi.internal');
+  let authorization: unknown;
+  index.intercept({ path: '/simple/typing-extensions/', method: 'GET' }).reply((opts) => {
+    authorization = (opts.headers as Record<string, string>)['authorization'];
+    return {
+      statusCode: 200,
+      data: JSON.stringify({
+        meta: { 'api-version': '1.1' },
+        files: [
+          { filename: 'typing_extensions-4.7.0-py3-none-any.whl', yanked: false },
+          { filename: 'typing_extensions-4.7.0.tar.gz' },
+          { filename: 'typing_extensions-4.7.1-py3-none-any.whl', yanked: 'broken' },
+          { filename: 'typing_extensions-4.8.0.tar.gz' },
+        ],
+      }),
+    };
+  });
+  const found = await httpLibraryIndex({ dispatcher: agent, indexes: { pypi: { url: 'https://pypi.internal/simple/', credentials: { username: 'u', password: 'p' } } } }).versions('pypi', 'Typing_Extensions');
+  assert.deepEqual([...found.versions].sort(), ['4.7.0', '4.8.0']);
+  assert.equal(found.latest, '4.8.0');
+  assert.equal(authorization, `Basic ${Buffer.from('u:p').toString('base64')}`);
+  await agent.close();
 });
