@@ -2,6 +2,7 @@ import type { InstalledPackage } from '../scan/inventory/types.js';
 import type { Finding } from '../scan/types.js';
 import { compareVersions } from '../versions/index.js';
 import { LibraryIndexError, type LibraryIndex } from './library-index.js';
+import { goRebuildBlocker } from './go-toolchain.js';
 import { combineChoices, type LibraryPatchLevel } from './library-level.js';
 import type { PlannedLibrary, SkippedPackage } from './types.js';
 
@@ -81,8 +82,9 @@ export function neverPatched(pkg: InstalledPackage): string | undefined {
     case 'nuget':
       return dotnetSkipped.find((s) => s.test.test(pkg.name))?.why;
     case 'go':
-      if (pkg.name === 'stdlib') return `Go standard library ${pkg.version} is compiled into ${pkg.path}: fixing it needs a rebuild with a newer Go toolchain`;
-      return `compiled into ${pkg.path}: a Go module fix needs the binary rebuilt from source${pkg.goBinary?.vcsRevision ? ` (revision ${pkg.goBinary.vcsRevision})` : ''}`;
+      if (pkg.name === 'stdlib') return `Go standard library ${pkg.version} is compiled into ${pkg.path}: fixing it needs a rebuild with a newer Go toolchain (--toolchain-patch-level)`;
+      // A binary built from a released module version is rebuilt from the module proxy's zip of it.
+      return goRebuildBlocker(pkg);
     case 'pypi':
       if (/^usr\/lib\/python3[^/]*\/dist-packages$/.test(pkg.location ?? '')) return 'installed by the distribution package manager: patch the OS package instead';
       return undefined;
