@@ -6,6 +6,7 @@ import type { Image } from '../image/mutate.js';
 import { resolveImage, type PlatformTarget } from '../image/resolve.js';
 import type { ImageIndex } from '../image/types.js';
 import { formatReference, withDigest, type Reference } from '../oci/reference.js';
+import { planGoToolchains } from '../plan/go-toolchain.js';
 import { planLibraryUpgrades } from '../plan/library-upgrades.js';
 import type { PatchPlan, PlannedLibrary, SkippedPackage } from '../plan/types.js';
 import { Annotation } from '../publish/annotations.js';
@@ -102,6 +103,8 @@ async function patchPlatform(
   if (pkgTypes.library) {
     if (!deps.libraryIndex) throw new PipelineError('LIBRARY_INDEX_MISSING', 'library patching needs a package index to check fixed versions against');
     libraries = await planLibraryUpgrades({ findings, level: options.libraryPatchLevel ?? 'patch', index: deps.libraryIndex });
+    // Copa's --toolchain-patch-level: stdlib findings move a Go binary's toolchain (it is rebuilt with it).
+    if (options.toolchainPatchLevel) libraries = await planGoToolchains({ findings, level: options.toolchainPatchLevel, index: deps.libraryIndex, planned: libraries });
   }
   const libraryPlan = { libraries: libraries.upgrades, skipped: libraries.skipped };
   const emptyPlan: PatchPlan = { packages: [], heldBack: [], unavailable: [], ...libraryPlan };
