@@ -17,7 +17,7 @@ export function goRebuildBlocker(pkg: InstalledPackage): string | undefined {
   if (b?.mainSum && b.mainVersion && b.mainVersion !== '(devel)') return undefined;
   const built = b?.mainVersion && b.mainVersion !== '(devel)' ? `${b.mainModule} ${b.mainVersion}` : `${b?.mainModule ?? 'its main module'} (devel)`;
   const checkout = b?.vcsRevision ? `, a VCS checkout at revision ${b.vcsRevision}${b.vcsModified ? ' with local changes' : ''}` : '';
-  return `compiled into ${pkg.path}, which was built from ${built}${checkout}, not from a module version the module proxy serves: there is no released source to rebuild it from`;
+  return `compiled into ${pkg.path}, which cannot be rebuilt from a released module version: it was built from ${built}${checkout}, which the module proxy does not serve`;
 }
 
 /** A Go release as GOTOOLCHAIN names them (1.22.5), from golang.org/toolchain's versions (v0.0.1-go1.22.5.linux-amd64). */

@@ -130,3 +130,34 @@ test('LLB: one go get per module root and one rebuild per binary, in the tooling
   refused(() => goRebuilds(target, tooling, [{ ...rebuild, flags: ['x'] }], env));
   refused(() => goRebuilds(target, tooling, [{ ...rebuild, toolchain: 'local' }], env));
 });
+
+test('plan: a binary is rebuilt only from a released main module with its zip sum; stdlib moves within --toolchain-patch-level', async () => {
+  const { goRebuildBlocker, planGoToolchains } = await import('../../src/plan/go-toolchain.js');
+  const base = { ecosystem: 'go', class: 'library', purl: 'pkg:golang/x', path: 'usr/local/bin/tool', location: 'usr/local/bin/tool', goOrigin: 'binary' } as const;
+  const released = { ...base, name: 'golang.org/x/text', version: 'v0.3.3', goBinary: { mainModule: 'github.com/nicksnyder/go-i18n/v2', goVersion: 'go1.22.5', mainVersion: 'v2.1.2', mainSum: 'h1:QHYxcUJnGHBaq7XbvgunmZ2Pn0focXFqTD61CkH146c=' } };
+  const checkout = { ...base, name: 'golang.org/x/text', version: 'v0.3.6', goBinary: { mainModule: 'example.com/hello', goVersion: 'go1.26.8', mainVersion: 'v0.0.0-20261128074854-2e194d93324f+dirty', vcsRevision: '2e194d9', vcsModified: true } };
+  const devel = { ...base, name: 'golang.org/x/text', version: 'v0.3.6', goBinary: { mainModule: 'example.com/hello', goVersion: 'go1.26.8', mainVersion: '(devel)' } };
+  assert.equal(goRebuildBlocker(released), undefined);
+  assert.match(goRebuildBlocker(checkout)!, /^compiled into usr\/local\/bin\/tool, which cannot be rebuilt .*example\.com\/hello v0\.0\.0-20261128074854-2e194d93324f\+dirty, a VCS checkout at revision 2e194d9 with local changes/);
+  assert.match(goRebuildBlocker(devel)!, /built from example\.com\/hello \(devel\), which the module proxy does not serve/);
+
+  const stdlib = (goBinary: typeof released.goBinary | typeof devel.goBinary, version: string, path = base.path) => ({ ...base, path, location: path, name: 'stdlib', version, goBinary });
+  const finding = (pkg: ReturnType<typeof stdlib>, id: string, fixed: string[]) => ({ id, package: pkg, fixedVersions: fixed, source: 'osv' }) as unknown as import('../../src/scan/types.js').Finding;
+  const toolchains = ['v0.0.1-go1.21.0.linux-amd64', 'v0.0.1-go1.22.5.linux-amd64', 'v0.0.1-go1.22.7.linux-arm64', 'v0.0.1-go1.22.12.linux-amd64', 'v0.0.1-go1.23.0.linux-amd64', 'v0.0.1-go1.23.4.linux-amd64', 'v0.0.1-go1.24rc1.linux-amd64'];
+  const index = { versions: async (_e: string, name: string) => { assert.equal(name, 'golang.org/toolchain'); return { versions: toolchains, source: 'proxy' }; } };
+  const go1225 = stdlib(released.goBinary, 'v1.22.5');
+  const findings = [
+    finding(go1225, 'GO-2024-3107', ['1.22.7', '1.23.1']),
+    finding(go1225, 'GO-2025-0001', ['1.23.2']),
+    finding(stdlib(devel.goBinary, 'v1.26.8', 'usr/bin/hello'), 'GO-2026-0002', ['1.26.9']),
+  ];
+  const planned = { upgrades: [], skipped: findings.map((f) => ({ ecosystem: 'go' as const, name: 'stdlib', version: f.package.version, path: f.package.path, reason: 'compiled in', findings: [f.id] })) };
+  const patch = await planGoToolchains({ findings, level: 'patch', index, planned });
+  assert.deepEqual(patch.upgrades.map((u) => [u.name, u.from, u.to, u.path, u.reasons]), [['stdlib', 'v1.22.5', 'v1.22.12', 'usr/local/bin/tool', ['GO-2024-3107']]]);
+  const reasons = Object.fromEntries(patch.skipped.map((s) => [`${s.path} ${s.findings.join(',')}`, s.reason]));
+  assert.match(reasons['usr/local/bin/tool GO-2025-0001']!, /needs Go 1\.23\.2, beyond Go 1\.22\.12, the newest release --toolchain-patch-level patch allows/);
+  assert.match(reasons['usr/bin/hello GO-2026-0002']!, /^Go standard library v1\.26\.8 is compiled into usr\/bin\/hello, which cannot be rebuilt/);
+  assert.ok(!patch.skipped.some((s) => s.reason === 'compiled in'), 'the plain stdlib skips are replaced');
+  const minor = await planGoToolchains({ findings, level: 'minor', index, planned });
+  assert.deepEqual(minor.upgrades.map((u) => [u.to, u.reasons]), [['v1.23.4', ['GO-2024-3107', 'GO-2025-0001']]]);
+});
