@@ -141,7 +141,7 @@ test('plan: a binary is rebuilt only from a released main module with its zip su
   assert.match(goRebuildBlocker(checkout)!, /^compiled into usr\/local\/bin\/tool, which cannot be rebuilt .*example\.com\/hello v0\.0\.0-20261128074854-2e194d93324f\+dirty, a VCS checkout at revision 2e194d9 with local changes/);
   assert.match(goRebuildBlocker(devel)!, /built from example\.com\/hello \(devel\), which the module proxy does not serve/);
 
-  const stdlib = (goBinary: typeof released.goBinary | typeof devel.goBinary, version: string, path = base.path) => ({ ...base, path, location: path, name: 'stdlib', version, goBinary });
+  const stdlib = (goBinary: typeof released.goBinary | typeof devel.goBinary, version: string, path: string = base.path) => ({ ...base, path, location: path, name: 'stdlib', version, goBinary });
   const finding = (pkg: ReturnType<typeof stdlib>, id: string, fixed: string[]) => ({ id, package: pkg, fixedVersions: fixed, source: 'osv' }) as unknown as import('../../src/scan/types.js').Finding;
   const toolchains = ['v0.0.1-go1.21.0.linux-amd64', 'v0.0.1-go1.22.5.linux-amd64', 'v0.0.1-go1.22.7.linux-arm64', 'v0.0.1-go1.22.12.linux-amd64', 'v0.0.1-go1.23.0.linux-amd64', 'v0.0.1-go1.23.4.linux-amd64', 'v0.0.1-go1.24rc1.linux-amd64'];
   const index = { versions: async (_e: string, name: string) => { assert.equal(name, 'golang.org/toolchain'); return { versions: toolchains, source: 'proxy' }; } };
