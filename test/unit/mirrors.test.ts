@@ -11,6 +11,7 @@ import { parseDeb822Sources } from '../../src/distro/deb/repository/sources.js';
 import { planRepoMirrors, readRpmRepos, repoDirs } from '../../src/distro/rpm/repos.js';
 import { image, type LlbState } from '../../src/executors/buildkit/llb.js';
 import { aptInstall } from '../../src/executors/buildkit/strategies/apt.js';
+import { distrolessWithTooling } from '../../src/executors/buildkit/strategies/distroless.js';
 import { rpmCommands, rpmInImage, rpmWithTooling } from '../../src/executors/buildkit/strategies/rpm.js';
 import { UsageError } from '../../src/lib/errors.js';
 import { httpLibraryIndex } from '../../src/plan/library-index.js';
@@ -324,4 +325,14 @@ test('library index given as .../simple: PEP 691 JSON, versions whose every file
   assert.equal(found.latest, '4.8.0');
   assert.equal(authorization, `Basic ${Buffer.from('u:p').toString('base64')}`);
   await agent.close();
+});
+
+test('BuildKit distroless: the tooling\'s apt gets the mirror pairs (its own sources rewritten, never the target\'s); credentialed mirrors refused', () => {
+  const p = { architecture: 'amd64', os: 'linux' };
+  const mirrors = [{ from: 'http://deb.debian.org/debian/', to: 'http://127.0.0.1:9/m/debian' }];
+  const run = exec(distrolessWithTooling(image('target', { platform: p }), image('tooling', { platform: p }), 'all', 'amd64', mirrors).upper);
+  assert.ok(run.env.includes('PATCHD_APT_MIRRORS=http://deb.debian.org/debian http://127.0.0.1:9/m/debian'));
+  assert.ok(!exec(distrolessWithTooling(image('target', { platform: p }), image('tooling', { platform: p }), 'all', 'amd64').upper).env.some((e) => e.startsWith('PATCHD_APT_MIRRORS=')));
+  assert.throws(() => distrolessWithTooling(image('t', { platform: p }), image('x', { platform: p }), 'all', 'amd64', [{ ...mirrors[0]!, credentials: { username: 'u', password: 'p' } }]), { code: 'EXECUTOR_UNSUPPORTED' });
+  assert.throws(() => distrolessWithTooling(image('t', { platform: p }), image('x', { platform: p }), 'all', 'amd64', [{ from: 'http://a.example/x y', to: 'http://b.example' }]), { code: 'BUILD_REQUEST_INVALID' });
 });

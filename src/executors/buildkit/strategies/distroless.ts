@@ -1,3 +1,4 @@
+import type { ArchiveMirror } from '../../../distro/deb/repository/mirrors.js';
 import { BuildkitError } from '../errors.js';
 import type { LlbState } from '../llb.js';
 import type { PackagePin } from './apt.js';
@@ -16,6 +17,23 @@ set -eu
 T=/target
 S=$T/var/lib/dpkg/status.d
 native=$(dpkg --print-architecture)
+# Mirrors (pairs "FROM TO ..."): the tooling's own sources are rewritten, literally, where a
+# FROM ends at a path boundary. The tooling root is thrown away; only /target is kept.
+if [ -n "\${PATCHD_APT_MIRRORS:-}" ]; then
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk -v map="$PATCHD_APT_MIRRORS" 'BEGIN { n = split(map, m, " ") }
+      { for (i = 1; i < n; i += 2) { s = $0; out = ""; f = m[i]; t = m[i + 1]
+          while ((p = index(s, f)) > 0) {
+            after = substr(s, p + length(f), 1)
+            if (after == "" || after == "/" || after == " " || after == "\t") out = out substr(s, 1, p - 1) t
+            else out = out substr(s, 1, p - 1 + length(f))
+            s = substr(s, p + length(f))
+          }
+          $0 = out s }
+        print }' "$f" > "$f.patchd" && mv "$f.patchd" "$f"
+  done
+fi
 apt-get update -q
 rm -rf /tmp/patchd-debs && mkdir -p /tmp/patchd-debs && cd /tmp/patchd-debs
 want="$*"
@@ -55,16 +73,21 @@ done
 `;
 
 /** `packages`: pins (an empty version means the tooling's candidate), or 'all' for every newer candidate. */
-export function distrolessWithTooling(target: LlbState, tooling: LlbState, packages: readonly PackagePin[] | 'all', nativeArchitecture: string): { lower: LlbState; upper: LlbState } {
+export function distrolessWithTooling(target: LlbState, tooling: LlbState, packages: readonly PackagePin[] | 'all', nativeArchitecture: string, mirrors: readonly ArchiveMirror[] = []): { lower: LlbState; upper: LlbState } {
   const pins = packages === 'all' ? [] : packages.map((p) => `${p.name}${p.architecture && p.architecture !== 'all' && p.architecture !== nativeArchitecture ? `:${p.architecture}` : ''}${p.version ? `=${p.version}` : ''}`);
   if (packages !== 'all' && pins.length === 0) throw new BuildkitError('BUILD_REQUEST_INVALID', 'no packages to install');
   for (const pin of pins) {
     if (!/^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/.test(pin)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(pin)} to apt-get`);
   }
+  if (mirrors.some((m) => m.credentials)) throw new BuildkitError('EXECUTOR_UNSUPPORTED', 'apt mirrors with credentials are used by the in-process executor only: BuildKit would keep them in its build definition');
+  for (const m of mirrors) {
+    for (const url of [m.from, m.to]) if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[A-Za-z0-9._~:/@%+=-]+$/.test(url)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing mirror URL ${JSON.stringify(url)}`);
+  }
+  const mirrorEnv = mirrors.length > 0 ? [`PATCHD_APT_MIRRORS=${mirrors.map((m) => `${m.from.replace(/\/+$/, '')} ${m.to.replace(/\/+$/, '')}`).join(' ')}`] : [];
   const withScript = tooling.mkfile('/usr/local/sbin/patchd-distroless-install', 0o755, script, 'distroless installer');
   const run = withScript.run({
     args: ['/usr/local/sbin/patchd-distroless-install', ...pins],
-    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'DEBIAN_FRONTEND=noninteractive', 'LC_ALL=C'],
+    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'DEBIAN_FRONTEND=noninteractive', 'LC_ALL=C', ...mirrorEnv],
     mounts: [{ kind: 'bind', dest: '/target', state: target }, { kind: 'cache', dest: '/var/cache/apt', id: 'patchd-apt-cache-tooling', sharing: 'locked' }],
     name: `distroless: ${pins.join(' ') || 'every newer candidate'}`,
   });
