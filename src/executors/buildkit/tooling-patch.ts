@@ -1,3 +1,4 @@
+import type { ArchiveMirror } from '../../distro/deb/repository/mirrors.js';
 import { planRepoMirrors, readRpmRepos, repoDirs, type RpmMirror } from '../../distro/rpm/repos.js';
 import type { ImageFilesystem } from '../../image/filesystem.js';
 import type { Layer } from '../../image/layer.js';
@@ -87,11 +88,13 @@ export async function patchDistrolessImage(args: {
   toolingImage: string;
   nativeArchitecture: string;
   mediaType: string;
+  /** Registry policy: the tooling's apt fetches through these. */
+  mirrors?: readonly ArchiveMirror[];
 }): Promise<{ layer?: Layer & { readonly diffId: string }; upgraded: (RpmUpgrade & { architecture: string })[] }> {
   const pins = args.request === 'all' ? 'all' as const
     : [...new Map(args.request.filter((f) => f.package.ecosystem === 'debian' && f.fixedVersions.length > 0).map((f) => [f.package.name, { name: f.package.name, version: '', architecture: f.package.architecture ?? '' }])).values()];
   if (pins !== 'all' && pins.length === 0) return { upgraded: [] };
-  const layer = await buildPatchLayer(args.run, (base) => distrolessWithTooling(base, image(args.toolingImage, { platform: args.run.platform, name: `pull tooling ${args.toolingImage}` }), pins, args.nativeArchitecture), args.mediaType);
+  const layer = await buildPatchLayer(args.run, (base) => distrolessWithTooling(base, image(args.toolingImage, { platform: args.run.platform, name: `pull tooling ${args.toolingImage}` }), pins, args.nativeArchitecture, args.mirrors), args.mediaType);
   const after = (await scanLayers([layer])).inventory.packages.filter((p) => p.ecosystem === 'debian');
   const before = new Map(args.inventory.packages.filter((p) => p.ecosystem === 'debian').map((p) => [`${p.name}:${p.architecture}`, p]));
   const upgraded = after.flatMap((p) => {
