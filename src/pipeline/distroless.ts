@@ -18,6 +18,7 @@ export async function patchDistrolessPlatform(ctx: PlatformContext): Promise<Pla
       run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
       inventory, request, toolingImage: deps.buildkit!.toolingImages!.deb!, nativeArchitecture: (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture,
       mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
+      ...(deps.mirrors?.apt ? { mirrors: deps.mirrors.apt } : {}),
     });
     const distrolessPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };
     if (!result.layer) return { outcome: { platform, ...scanned, plan: distrolessPlan, failed: [] }, bytesDownloaded: 0 };
