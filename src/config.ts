@@ -88,8 +88,8 @@ export const ConfigSchema = z.object({
   buildkit: z.object({
     address: z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port'),
     tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional(), serverName: z.string().optional() }).strict().optional(),
-    /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm; deb: Debian with apt, for distroless; go: a Go toolchain at /usr/local/go, for go.mod updates and binary rebuilds). */
-    toolingImages: z.object({ rpm: z.string().optional(), deb: z.string().optional(), go: z.string().optional() }).strict().default({}),
+    /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm; deb: Debian with apt, for distroless; go: a Go toolchain at /usr/local/go, for go.mod updates and binary rebuilds; dotnet: a .NET SDK image with curl and node, for NuGet packages patchd cannot fetch and verify itself). */
+    toolingImages: z.object({ rpm: z.string().optional(), deb: z.string().optional(), go: z.string().optional(), dotnet: z.string().optional() }).strict().default({}),
   }).strict().optional(),
   /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded once at start. */
   advisories: z.object({ osv: z.array(z.string()).default([]) }).strict().default({ osv: [] }),
