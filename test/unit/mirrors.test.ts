@@ -124,14 +124,14 @@ test('rpm: baseurls, mirrorlists and metalinks mapped by prefix or by repository
   ]);
   assert.deepEqual(plan.overrides, [
     { id: 'baseos', baseurls: [], mirrorlist: 'https://mirror.internal/mirrorlist?arch=$basearch&repo=BaseOS-$releasever' },
-    { id: 'appstream', baseurls: ['https://mirror.internal/rocky/$releasever/AppStream/$basearch/os', 'http://backup.example/rocky/$releasever/AppStream/$basearch/os/'] },
+    { id: 'appstream', baseurls: ['https://mirror.internal/rocky/$releasever/AppStream/$basearch/os/', 'http://backup.example/rocky/$releasever/AppStream/$basearch/os/'] },
     { id: 'fedora', baseurls: ['https://mirror.internal/fedora/$releasever/Everything/$basearch/os/'], metalink: '' },
   ]);
   const { upgrade, refresh } = rpmCommands('dnf', ['openssl'], plan);
   assert.deepEqual(upgrade, [
     'dnf', '-y', '--setopt=install_weak_deps=False',
     '--setopt=baseos.mirrorlist=https://mirror.internal/mirrorlist?arch=$basearch&repo=BaseOS-$releasever',
-    '--setopt=appstream.baseurl=https://mirror.internal/rocky/$releasever/AppStream/$basearch/os,http://backup.example/rocky/$releasever/AppStream/$basearch/os/',
+    '--setopt=appstream.baseurl=https://mirror.internal/rocky/$releasever/AppStream/$basearch/os/,http://backup.example/rocky/$releasever/AppStream/$basearch/os/',
     '--setopt=fedora.baseurl=https://mirror.internal/fedora/$releasever/Everything/$basearch/os/', '--setopt=fedora.metalink=',
     'upgrade', 'openssl',
   ]);
@@ -160,7 +160,7 @@ test('rpm: zypper reads a rewritten copy of its repos.d from a read-only mount; 
   const zypperRepo = '[repo-oss]\nname=Main Repository\nenabled=1\nautorefresh=1\nbaseurl=http://download.opensuse.org/distribution/leap/15.6/repo/oss/\ngpgcheck=1\n';
   const { repos, files } = await readRpmRepos(reader({ 'etc/zypp/repos.d/repo-oss.repo': zypperRepo, 'etc/zypp/repos.d/notes.txt': 'x' }), repoDirs.zypper);
   const plan = planRepoMirrors(repos, files, [{ from: 'http://download.opensuse.org', to: 'https://mirror.internal/opensuse' }]);
-  assert.deepEqual(plan.rewrittenFiles, [{ name: 'repo-oss.repo', text: '[repo-oss]\nbaseurl=https://mirror.internal/opensuse/distribution/leap/15.6/repo/oss\nname=Main Repository\nenabled=1\nautorefresh=1\ngpgcheck=1\n' }]);
+  assert.deepEqual(plan.rewrittenFiles, [{ name: 'repo-oss.repo', text: '[repo-oss]\nbaseurl=https://mirror.internal/opensuse/distribution/leap/15.6/repo/oss/\nname=Main Repository\nenabled=1\nautorefresh=1\ngpgcheck=1\n' }]);
   const { refresh, upgrade } = rpmCommands('zypper', ['openssl'], plan);
   assert.deepEqual(refresh, ['zypper', '--non-interactive', '--reposd-dir', '/run/patchd-repos.d', 'refresh']);
   assert.deepEqual(upgrade, ['zypper', '--non-interactive', '--reposd-dir', '/run/patchd-repos.d', 'update', '--no-recommends', 'openssl']);

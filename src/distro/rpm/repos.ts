@@ -110,13 +110,14 @@ function mapUrl(url: string, mirrors: readonly { from: string; to: string }[]): 
     const from = comparable(m.from);
     if ((key === from || key.startsWith(`${from}/`) || key.startsWith(`${from}?`)) && (!best || from.length > best.length)) best = { to: m.to, length: from.length };
   }
-  return best ? { url: `${best.to.replace(/\/+$/, '')}${key.slice(best.length)}`, mapped: true } : { url, mapped: false };
+  // The rest keeps its trailing slash: the mapped URL reads as the original did.
+  return best ? { url: `${best.to.replace(/\/+$/, '')}${comparable(url, false).slice(best.length)}`, mapped: true } : { url, mapped: false };
 }
 
-function comparable(uri: string): string {
+function comparable(uri: string, trim = true): string {
   const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?]*)(.*)$/i.exec(uri.trim());
-  if (!m) return uri.trim().replace(/\/+$/, '');
-  return `${m[1]!.toLowerCase()}${m[2]!.replace(/\/+$/, '')}`;
+  if (!m) return trim ? uri.trim().replace(/\/+$/, '') : uri.trim();
+  return `${m[1]!.toLowerCase()}${trim ? m[2]!.replace(/\/+$/, '') : m[2]!}`;
 }
 
 interface IniSection { readonly id: string; readonly values: Map<string, string> }
