@@ -29,6 +29,7 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
       executor: { type: 'string', default: 'auto' },
       'tooling-image': { type: 'string' },
       'go-tooling-image': { type: 'string' },
+      'dotnet-tooling-image': { type: 'string' },
       'toolchain-patch-level': { type: 'string' },
       tag: { type: 'string', short: 't' },
       'tag-suffix': { type: 'string', default: '-patched' },
@@ -73,12 +74,13 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
     const client = createRegistryClient({ logger, dispatcher, keychain, ...(values['plain-http'] ? { plainHttp: true } : {}) });
     const toolingImage = values['tooling-image'];
     const goToolingImage = values['go-tooling-image'];
-    const toolingImages = { ...(toolingImage ? { rpm: toolingImage, deb: toolingImage } : {}), ...(goToolingImage ? { go: goToolingImage } : {}) };
+    const dotnetToolingImage = values['dotnet-tooling-image'];
+    const toolingImages = { ...(toolingImage ? { rpm: toolingImage, deb: toolingImage } : {}), ...(goToolingImage ? { go: goToolingImage } : {}), ...(dotnetToolingImage ? { dotnet: dotnetToolingImage } : {}) };
     const outcome = await patchImage(
       {
         client, dispatcher, logger, cacheDir: values['cache-dir'] ?? defaultCacheDir(ctx), tmpDir: ctx.tmpDir,
         libraryIndex: httpLibraryIndex({ dispatcher, indexes: packageIndexes }), packageIndexes, mirrors,
-        ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(toolingImage || goToolingImage ? { toolingImages } : {}) } } : {}),
+        ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(Object.keys(toolingImages).length > 0 ? { toolingImages } : {}) } } : {}),
       },
       {
         image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'], executor,

@@ -41,6 +41,9 @@ Options for patch:
       --go-tooling-image R
                          an image with a Go toolchain at /usr/local/go: BuildKit runs
                          go get (go.mod updates) and Go binary rebuilds in it
+      --dotnet-tooling-image R
+                         an image with the .NET SDK (and node): BuildKit fetches and
+                         checks NuGet packages in it when patchd cannot verify them itself
       --toolchain-patch-level [L]
                          patch (when given alone), minor or major: rebuild Go binaries
                          whose stdlib has findings with the newest Go release that

@@ -28,7 +28,7 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
       base: fs, inventory, builder, logger, dispatcher: deps.dispatcher, tmpDir: workDir,
       platform: { os: image.config.os ?? 'linux', architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) },
       indexes: deps.packageIndexes ?? publicIndexes,
-      ...(deps.buildkit?.toolingImages?.go ? { toolingImages: { go: deps.buildkit.toolingImages.go } } : {}),
+      toolingImages: { ...(deps.buildkit?.toolingImages?.go ? { go: deps.buildkit.toolingImages.go } : {}), ...(deps.buildkit?.toolingImages?.dotnet ? { dotnet: deps.buildkit.toolingImages.dotnet } : {}) },
       ...(options.toolchainPatchLevel ? { toolchainPatchLevel: options.toolchainPatchLevel } : {}),
     };
     const results: { executor: LibraryExecutor; result: LibraryInstallResult }[] = [];

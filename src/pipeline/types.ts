@@ -29,7 +29,7 @@ export interface PatchDependencies {
   /** Mirrors of the OS package repositories (registry policy): only where bytes are fetched from changes, never the image's sources. */
   readonly mirrors?: PackageMirrors;
   /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
-  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string; readonly go?: string } };
+  readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string; readonly go?: string; readonly dotnet?: string } };
 }
 
 /** Mirrors of OS package repositories, per package family. */

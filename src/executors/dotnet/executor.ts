@@ -123,7 +123,7 @@ const prepared = new WeakMap<LibraryInstallContext, { depsPath: string; sdkImage
 
 /** buildkit.toolingImages.dotnet, when the pipeline passes it along with the other tooling images. */
 function dotnetToolingImage(ctx: LibraryInstallContext): string | undefined {
-  return (ctx.toolingImages as { readonly dotnet?: string } | undefined)?.dotnet;
+  return ctx.toolingImages?.dotnet;
 }
 
 /** A file of the patch layer in place of the image's, with the old one's owner and mode (symlinks on the way resolved in the image). */

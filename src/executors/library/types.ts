@@ -22,7 +22,7 @@ export interface LibraryInstallContext {
   readonly tmpDir: string;
   readonly logger: Logger;
   /** Images BuildKit runs a language's own tools from (go: an image with a Go toolchain). */
-  readonly toolingImages?: { readonly go?: string };
+  readonly toolingImages?: { readonly go?: string; readonly dotnet?: string };
   /** --toolchain-patch-level: how far a language toolchain may move (Go: stdlib fixes); unset, the tooling's own is used. */
   readonly toolchainPatchLevel?: LibraryPatchLevel;
 }
