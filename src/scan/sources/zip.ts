@@ -1,12 +1,25 @@
 import type { FileHandle } from 'node:fs/promises';
-import { inflateRawSync } from 'node:zlib';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { createInflateRaw, inflateRawSync } from 'node:zlib';
+
+/** One file of a zip archive, as its central directory describes it. */
+export interface ZipEntry {
+  readonly name: string;
+  /** 0 stored, 8 deflated. */
+  readonly method: number;
+  readonly compressedSize: number;
+  readonly size: number;
+  readonly crc32: number;
+  /** Unix mode bits when the archive was made on Unix (upper half of the external attributes), else 0. */
+  readonly unixMode: number;
+  readonly localHeaderOffset: number;
+}
 
 /**
- * The entries of a zip file read through its central directory (the
- * per-ecosystem `all.zip` files OSV publishes). Stored and deflated entries;
- * each entry is bounded so a hostile archive cannot exhaust memory.
+ * The central directory of a zip file: every entry (directories included,
+ * their names end in '/'), without reading any entry's data.
  */
-export async function* zipEntries(file: FileHandle, maxEntryBytes = 16 * 2 ** 20): AsyncGenerator<{ name: string; data: Buffer }> {
+export async function readZipDirectory(file: FileHandle): Promise<ZipEntry[]> {
   const { size } = await file.stat();
   const tailSize = Math.min(size, 65_557);
   const tail = Buffer.alloc(tailSize);
@@ -26,30 +39,88 @@ export async function* zipEntries(file: FileHandle, maxEntryBytes = 16 * 2 ** 20
     cdSize = Number(record.readBigUInt64LE(40));
     cdOffset = Number(record.readBigUInt64LE(48));
   }
+  if (cdOffset + cdSize > size) throw new Error('central directory lies beyond the end of the file');
   const cd = Buffer.alloc(cdSize);
   await file.read(cd, 0, cdSize, cdOffset);
+  const entries: ZipEntry[] = [];
   let at = 0;
   for (let i = 0; i < count; i++) {
-    if (cd.readUInt32LE(at) !== 0x02014b50) throw new Error(`corrupt central directory at entry ${i}`);
+    if (at + 46 > cd.length || cd.readUInt32LE(at) !== 0x02014b50) throw new Error(`corrupt central directory at entry ${i}`);
+    const madeBy = cd.readUInt8(at + 5);
     const method = cd.readUInt16LE(at + 10);
+    const crc32 = cd.readUInt32LE(at + 16);
     let compressed = cd.readUInt32LE(at + 20);
     let uncompressed = cd.readUInt32LE(at + 24);
     const nameLength = cd.readUInt16LE(at + 28);
     const extraLength = cd.readUInt16LE(at + 30);
     const commentLength = cd.readUInt16LE(at + 32);
+    const external = cd.readUInt32LE(at + 38);
     let localOffset = cd.readUInt32LE(at + 42);
     const name = cd.toString('utf8', at + 46, at + 46 + nameLength);
     const extra = cd.subarray(at + 46 + nameLength, at + 46 + nameLength + extraLength);
     ({ compressed, uncompressed, localOffset } = zip64Sizes(extra, { compressed, uncompressed, localOffset }));
     at += 46 + nameLength + extraLength + commentLength;
+    // Host 3 is Unix: the high 16 bits of the external attributes are st_mode.
+    entries.push({ name, method, compressedSize: compressed, size: uncompressed, crc32, unixMode: madeBy === 3 ? (external >>> 16) & 0xffff : 0, localHeaderOffset: localOffset });
+  }
+  return entries;
+}
+
+/** Where an entry's data starts (after its local header, whose name and extra lengths may differ from the central directory's). */
+async function dataStart(file: FileHandle, entry: ZipEntry): Promise<number> {
+  const local = Buffer.alloc(30);
+  await file.read(local, 0, 30, entry.localHeaderOffset);
+  if (local.readUInt32LE(0) !== 0x04034b50) throw new Error(`corrupt local header for ${entry.name}`);
+  return entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
+}
+
+/**
+ * Streams one entry's uncompressed bytes; the stream fails if the data is
+ * longer or shorter than the central directory says, so a hostile archive
+ * cannot inflate past its declared size. The handle stays open.
+ */
+export async function openZipEntry(file: FileHandle, entry: ZipEntry): Promise<Readable> {
+  if (entry.method !== 0 && entry.method !== 8) throw new Error(`zip entry ${entry.name} uses unsupported compression method ${entry.method}`);
+  const start = await dataStart(file, entry);
+  const raw = Readable.from(byteRange(file, start, entry.compressedSize));
+  let seen = 0;
+  const bounded = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > entry.size) callback(new Error(`zip entry ${entry.name} inflates past its declared ${entry.size} bytes`));
+      else callback(null, chunk);
+    },
+    flush(callback) {
+      callback(seen === entry.size ? null : new Error(`zip entry ${entry.name} has ${seen} bytes, not the declared ${entry.size}`));
+    },
+  });
+  const done = () => undefined;
+  return entry.method === 8 && entry.compressedSize > 0 ? pipeline(raw, createInflateRaw(), bounded, done) : pipeline(raw, bounded, done);
+}
+
+/** Positional reads of one range of the file (no stream bound to the handle, so any number may be read in turn). */
+async function* byteRange(file: FileHandle, start: number, length: number): AsyncGenerator<Buffer> {
+  for (let at = 0; at < length;) {
+    const chunk = Buffer.alloc(Math.min(64 * 1024, length - at));
+    const { bytesRead } = await file.read(chunk, 0, chunk.length, start + at);
+    if (bytesRead === 0) throw new Error('zip entry data ends early (truncated archive)');
+    at += bytesRead;
+    yield bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead);
+  }
+}
+
+/**
+ * The entries of a zip file read through its central directory (the
+ * per-ecosystem `all.zip` files OSV publishes). Stored and deflated entries;
+ * each entry is bounded so a hostile archive cannot exhaust memory.
+ */
+export async function* zipEntries(file: FileHandle, maxEntryBytes = 16 * 2 ** 20): AsyncGenerator<{ name: string; data: Buffer }> {
+  for (const entry of await readZipDirectory(file)) {
+    const { name, size, compressedSize, method } = entry;
     if (name.endsWith('/')) continue;
-    if (uncompressed > maxEntryBytes || compressed > maxEntryBytes) throw new Error(`zip entry ${name} is larger than ${maxEntryBytes} bytes`);
-    const local = Buffer.alloc(30);
-    await file.read(local, 0, 30, localOffset);
-    if (local.readUInt32LE(0) !== 0x04034b50) throw new Error(`corrupt local header for ${name}`);
-    const dataStart = localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
-    const raw = Buffer.alloc(compressed);
-    await file.read(raw, 0, compressed, dataStart);
+    if (size > maxEntryBytes || compressedSize > maxEntryBytes) throw new Error(`zip entry ${name} is larger than ${maxEntryBytes} bytes`);
+    const raw = Buffer.alloc(compressedSize);
+    await file.read(raw, 0, compressedSize, await dataStart(file, entry));
     if (method === 0) yield { name, data: raw };
     else if (method === 8) yield { name, data: inflateRawSync(raw, { maxOutputLength: maxEntryBytes }) };
     else throw new Error(`zip entry ${name} uses unsupported compression method ${method}`);
