@@ -68,7 +68,12 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
     const inProcess = results.flatMap((r) => r.result.applied);
     const applied = [...inProcess, ...viaBuildkit];
     const bytesDownloaded = os.bytesDownloaded + results.reduce((n, r) => n + r.result.bytesDownloaded, 0);
-    const outcome = { ...os.outcome, failed: [...os.outcome.failed, ...failed.map((f) => ({ name: `${f.library.name} (${f.library.ecosystem}, ${f.library.location ?? f.library.path})`, error: f.error.message }))] };
+    const skipped = results.flatMap((r) => r.result.skipped ?? []).map(({ library: l, why }) => ({ ecosystem: l.ecosystem, name: l.name, version: l.from, path: l.path, reason: why, findings: l.reasons }));
+    const outcome = {
+      ...os.outcome,
+      ...(os.outcome.plan ? { plan: { ...os.outcome.plan, libraries: os.outcome.plan.libraries?.filter((l) => !skipped.some((s) => s.path === l.path && s.name === l.name)), skipped: [...(os.outcome.plan.skipped ?? []), ...skipped] } } : {}),
+      failed: [...os.outcome.failed, ...failed.map((f) => ({ name: `${f.library.name} (${f.library.ecosystem}, ${f.library.location ?? f.library.path})`, error: f.error.message }))],
+    };
     if (applied.length === 0) {
       await builder.dispose();
       return { ...os, outcome };

@@ -33,9 +33,11 @@ export const dotnetExecutor: LibraryExecutor = {
   async installInProcess(ctx, libraries): Promise<LibraryInstallResult> {
     const applied: PlannedLibrary[] = [];
     const failed: { library: PlannedLibrary; error: Error }[] = [];
+    // The seeds' rules leave these alone on purpose: reported as not patched, not as failures.
+    const skipped: { library: PlannedLibrary; why: string }[] = [];
     const apps = libraries.filter((l) => {
       if (isDotnetAppDeps(l.path)) return true;
-      failed.push({ library: l, error: new DotnetError('DOTNET_UNSUPPORTED', `/${l.path} is not an application's deps.json (SDK tooling, the NuGet cache and /tmp are left alone)`) });
+      skipped.push({ library: l, why: `/${l.path} is not an application's deps.json (SDK tooling, the NuGet cache and /tmp are left alone)` });
       return false;
     });
     const byApp = groupBy(apps, (l) => l.path);
@@ -43,10 +45,10 @@ export const dotnetExecutor: LibraryExecutor = {
     const [first, ...others] = [...byApp.keys()].sort();
     for (const other of others) {
       for (const library of byApp.get(other)!) {
-        failed.push({ library, error: new DotnetError('DOTNET_UNSUPPORTED', `only the first .NET application found is patched (/${first}); /${other} is another one: split multi-application images`) });
+        skipped.push({ library, why: `only the first .NET application found is patched (/${first}); /${other} is another one: split multi-application images` });
       }
     }
-    if (first === undefined) return { applied, deferred: [], failed, bytesDownloaded: 0 };
+    if (first === undefined) return { applied, deferred: [], failed, skipped, bytesDownloaded: 0 };
     const group = byApp.get(first)!;
 
     const depsPath = ctx.base.realpath(first);
@@ -54,7 +56,7 @@ export const dotnetExecutor: LibraryExecutor = {
     const depsBytes = depsPath && depsEntry && (depsEntry.type === 'file' || depsEntry.type === 'hardlink') ? await ctx.base.readFile(depsPath) : undefined;
     if (!depsPath || !depsBytes) {
       for (const library of group) failed.push({ library, error: new DotnetError('DEPS_JSON_INVALID', `/${first} is not a file in the image`) });
-      return { applied, deferred: [], failed, bytesDownloaded: 0 };
+      return { applied, deferred: [], failed, skipped, bytesDownloaded: 0 };
     }
 
     const sdkImage = dotnetToolingImage(ctx);
@@ -84,9 +86,9 @@ export const dotnetExecutor: LibraryExecutor = {
         const deferred = group.filter((l) => !failed.some((f) => f.library === l)).map((library) => ({ library, why: deferWhy! }));
         prepared.set(ctx, { depsPath, sdkImage: sdkImage! });
         ctx.logger.info({ app: depsPath, packages: deferred.map((d) => `${d.library.name} ${d.library.to}`), why: deferWhy }, '.NET packages go to BuildKit');
-        return { applied, deferred, failed, bytesDownloaded };
+        return { applied, deferred, failed, skipped, bytesDownloaded };
       }
-      if (updates.length === 0) return { applied, deferred: [], failed, bytesDownloaded };
+      if (updates.length === 0) return { applied, deferred: [], failed, skipped, bytesDownloaded };
 
       const result = await updateDotnetApp({
         depsPath, depsText: depsBytes.toString('utf8'), packages: updates.map((u) => u.update),
@@ -100,7 +102,7 @@ export const dotnetExecutor: LibraryExecutor = {
         applied.push(libraryNamed(a.name));
         ctx.logger.info({ app: depsPath, package: a.name, from: a.from, to: a.to, assets: a.folder, replaced: a.replaced }, '.NET package replaced in-process');
       }
-      return { applied, deferred: [], failed, bytesDownloaded };
+      return { applied, deferred: [], failed, skipped, bytesDownloaded };
     } finally {
       for (const h of handles) await h.close();
       await rm(work, { recursive: true, force: true });

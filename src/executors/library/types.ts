@@ -32,6 +32,8 @@ export interface LibraryInstallResult {
   /** Libraries that cannot be installed exactly in-process (no fitting wheel, unmet dependencies): they go to BuildKit. */
   readonly deferred: readonly { readonly library: PlannedLibrary; readonly why: string }[];
   readonly failed: readonly { readonly library: PlannedLibrary; readonly error: Error }[];
+  /** Libraries the ecosystem's rules deliberately leave alone (reported as not patched, never failing the job). */
+  readonly skipped?: readonly { readonly library: PlannedLibrary; readonly why: string }[];
   readonly bytesDownloaded: number;
 }
 
