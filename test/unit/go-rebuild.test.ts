@@ -4,7 +4,7 @@ import { GoError } from '../../src/executors/go/errors.js';
 import { buildArguments, toolchainForStdlib, toolchainOf, unquoteGo } from '../../src/executors/go/build-settings.js';
 import { checkImagePath, checkModule, checkSum, escapeModulePath, isPackagePath, proxyUrl } from '../../src/executors/go/module-path.js';
 import { image, scratchFile } from '../../src/executors/buildkit/llb.js';
-import { goModuleUpdates, goRebuilds, type GoRebuild } from '../../src/executors/buildkit/strategies/go.js';
+import { goSteps, type GoRebuild } from '../../src/executors/buildkit/strategies/go.js';
 import { BuildkitError } from '../../src/executors/buildkit/errors.js';
 import { parseModInfo } from '../../src/scan/inventory/readers/go-buildinfo.js';
 
@@ -99,36 +99,46 @@ test('module paths are case-escaped for the proxy; unsafe paths, versions and su
   for (const path of ['../etc/passwd', 'usr/../../etc', '/abs', 'a//b', 'a/b\nc', '']) invalid(() => checkImagePath(path, 'binary'));
 });
 
-test('LLB: one go get per module root and one rebuild per binary, in the tooling image with the target at /target', () => {
+test('LLB: every go get and every rebuild in ONE exec of the tooling image (one layer), the target at /target, the tasks as tab-separated argv', () => {
   const target = scratchFile('/app/go.mod', 'module example.com/app\n');
   const tooling = image('registry.local/tooling/go:1', { platform: { os: 'linux', architecture: 'amd64' } });
   const env = { proxy: 'https://proxy.golang.org', modToolchain: 'local' as const };
-  const updated = goModuleUpdates(target, tooling, [{ root: 'app', requirements: ['golang.org/x/text@v0.3.8'] }], env);
-  const exec = updated.node.body;
-  assert.equal(exec.kind, 'exec');
-  if (exec.kind !== 'exec') return;
-  assert.deepEqual(exec.args, ['/usr/local/bin/patchd-go-mod-update', 'app', 'golang.org/x/text@v0.3.8']);
-  for (const e of ['GOPROXY=https://proxy.golang.org', 'GOFLAGS=-mod=mod', 'GOTOOLCHAIN=local', 'GOMODCACHE=/var/cache/patchd-go/mod', 'GOCACHE=/var/cache/patchd-go/build']) assert.ok(exec.env.includes(e), e);
-  assert.ok(exec.mounts.some((m) => m.kind === 'cache' && m.dest === '/var/cache/patchd-go'), 'module and build caches in a cache mount');
-  assert.ok(exec.mounts.some((m) => m.kind === 'bind' && m.dest === '/target' && m.output >= 0), 'the target is a writable mount');
-
   const rebuild: GoRebuild = {
     path: 'usr/local/bin/goi18n', module: 'github.com/nicksnyder/go-i18n/v2', version: 'v2.1.2', sum: 'h1:QHYxcUJnGHBaq7XbvgunmZ2Pn0focXFqTD61CkH146c=',
-    package: 'github.com/nicksnyder/go-i18n/v2/goi18n', toolchain: 'go1.26.8', flags: ['-buildmode=exe', '-trimpath'], env: ['CGO_ENABLED=0', 'GOARCH=amd64', 'GOOS=linux'], requirements: ['golang.org/x/text@v0.3.8'],
+    package: 'github.com/nicksnyder/go-i18n/v2/goi18n', toolchain: 'go1.26.8', flags: ['-buildmode=exe', '-ldflags=-s -w', '-trimpath'], env: ['CGO_ENABLED=0', 'CGO_CFLAGS=-O2 -g', 'GOOS=linux'], requirements: ['golang.org/x/text@v0.3.8'],
   };
-  const rebuilt = goRebuilds(updated, tooling, [rebuild], env).node.body;
-  assert.equal(rebuilt.kind, 'exec');
-  if (rebuilt.kind !== 'exec') return;
-  assert.deepEqual(rebuilt.args, ['/usr/local/bin/patchd-go-rebuild', 'usr/local/bin/goi18n', 'github.com/nicksnyder/go-i18n/v2', 'v2.1.2', rebuild.sum, rebuild.package, 'go1.26.8', 'golang.org/x/text@v0.3.8', '-buildmode=exe', '-trimpath']);
-  for (const e of ['CGO_ENABLED=0', 'GOARCH=amd64', 'GOOS=linux']) assert.ok(rebuilt.env.includes(e), e);
+  const work = { updates: [{ root: 'app', requirements: ['golang.org/x/text@v0.3.8'] }, { root: 'opt/vendored', requirements: ['golang.org/x/text@v0.3.8', 'golang.org/x/net@v0.7.0'] }], rebuilds: [rebuild, { ...rebuild, path: 'usr/bin/other', requirements: [], env: [] }] };
+  const state = goSteps(target, tooling, work, env);
+  const exec = state.node.body;
+  assert.equal(exec.kind, 'exec');
+  if (exec.kind !== 'exec') return;
+  assert.deepEqual(exec.args, ['/usr/local/bin/patchd-go-tasks', '/usr/local/share/patchd-go.tasks']);
+  for (const e of ['GOPROXY=https://proxy.golang.org', 'GOFLAGS=-mod=mod', 'GOTOOLCHAIN=local', 'GOMODCACHE=/var/cache/patchd-go/mod', 'GOCACHE=/var/cache/patchd-go/build', 'GOENV=off']) assert.ok(exec.env.includes(e), e);
+  assert.ok(exec.mounts.some((m) => m.kind === 'cache' && m.dest === '/var/cache/patchd-go'), 'module and build caches in a cache mount');
+  assert.ok(exec.mounts.some((m) => m.kind === 'bind' && m.dest === '/target' && m.output >= 0), 'the target is a writable mount');
+  assert.equal(state.node.inputs.filter((i) => i.node.body.kind === 'exec').length, 0, 'no other exec runs before it');
+  const tasksFile = state.node.inputs[0]!.node.body;
+  assert.ok(tasksFile.kind === 'mkfile' && tasksFile.path === '/usr/local/share/patchd-go.tasks');
+  if (tasksFile.kind !== 'mkfile') return;
+  assert.deepEqual(tasksFile.data.toString('utf8').split('\n').map((l) => l.split('\t')), [
+    ['/usr/local/bin/patchd-go-mod-update', 'app', 'golang.org/x/text@v0.3.8'],
+    ['/usr/local/bin/patchd-go-mod-update', 'opt/vendored', 'golang.org/x/text@v0.3.8', 'golang.org/x/net@v0.7.0'],
+    ['/usr/local/bin/patchd-go-rebuild', 'usr/local/bin/goi18n', rebuild.module, 'v2.1.2', rebuild.sum, rebuild.package, 'go1.26.8', 'golang.org/x/text@v0.3.8', '3', 'CGO_ENABLED=0', 'CGO_CFLAGS=-O2 -g', 'GOOS=linux', '-buildmode=exe', '-ldflags=-s -w', '-trimpath'],
+    ['/usr/local/bin/patchd-go-rebuild', 'usr/bin/other', rebuild.module, 'v2.1.2', rebuild.sum, rebuild.package, 'go1.26.8', '-', '0', '-buildmode=exe', '-ldflags=-s -w', '-trimpath'],
+    [''],
+  ]);
+  assert.equal(goSteps(target, tooling, { updates: [], rebuilds: [] }, env), target, 'nothing to do: no step');
 
   const refused = (f: () => unknown) => assert.throws(f, (e: unknown) => e instanceof BuildkitError && e.code === 'BUILD_REQUEST_INVALID');
-  refused(() => goModuleUpdates(target, tooling, [{ root: 'app', requirements: ['golang.org/x/text@v0.3.8 -x'] }], env));
-  refused(() => goModuleUpdates(target, tooling, [{ root: 'app', requirements: ['-modfile=/etc/passwd@v1'] }], env));
-  refused(() => goModuleUpdates(target, tooling, [{ root: 'app', requirements: ['golang.org/x/text@v0.3.8'] }], { ...env, proxy: 'https://proxy.golang.org,direct' }));
-  refused(() => goRebuilds(target, tooling, [{ ...rebuild, env: ['GOFLAGS=-toolexec=/bin/sh'] }], env));
-  refused(() => goRebuilds(target, tooling, [{ ...rebuild, flags: ['x'] }], env));
-  refused(() => goRebuilds(target, tooling, [{ ...rebuild, toolchain: 'local' }], env));
+  const one = (u: { root: string; requirements: string[] }) => ({ updates: [u], rebuilds: [] });
+  refused(() => goSteps(target, tooling, one({ root: 'app', requirements: ['golang.org/x/text@v0.3.8 -x'] }), env));
+  refused(() => goSteps(target, tooling, one({ root: 'app', requirements: ['-modfile=/etc/passwd@v1'] }), env));
+  refused(() => goSteps(target, tooling, one({ root: 'a\tb', requirements: ['golang.org/x/text@v0.3.8'] }), env));
+  refused(() => goSteps(target, tooling, one({ root: 'app', requirements: ['golang.org/x/text@v0.3.8'] }), { ...env, proxy: 'https://proxy.golang.org,direct' }));
+  refused(() => goSteps(target, tooling, { updates: [], rebuilds: [{ ...rebuild, env: ['GOFLAGS=-toolexec=/bin/sh'] }] }, env));
+  refused(() => goSteps(target, tooling, { updates: [], rebuilds: [{ ...rebuild, flags: ['x'] }] }, env));
+  refused(() => goSteps(target, tooling, { updates: [], rebuilds: [{ ...rebuild, flags: ['-ldflags=-X a=b\tc'] }] }, env));
+  refused(() => goSteps(target, tooling, { updates: [], rebuilds: [{ ...rebuild, toolchain: 'local' }] }, env));
 });
 
 test('plan: a binary is rebuilt only from a released main module with its zip sum; stdlib moves within --toolchain-patch-level', async () => {

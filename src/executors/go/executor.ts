@@ -7,7 +7,7 @@ import type { PlannedLibrary } from '../../plan/types.js';
 import { readGoBuildInfo } from '../../scan/inventory/readers/go-buildinfo.js';
 import type { InstalledPackage } from '../../scan/inventory/types.js';
 import { image, type LlbState } from '../buildkit/llb.js';
-import { goModuleUpdates, goRebuilds, type GoEnvironment, type GoModuleUpdate, type GoRebuild } from '../buildkit/strategies/go.js';
+import { goSteps, type GoEnvironment, type GoModuleUpdate, type GoRebuild } from '../buildkit/strategies/go.js';
 import type { LibraryExecutor, LibraryInstallContext, LibraryInstallResult } from '../library/types.js';
 import { buildArguments, toolchainForStdlib, toolchainOf } from './build-settings.js';
 import { GoError } from './errors.js';
@@ -79,10 +79,7 @@ export const goExecutor: LibraryExecutor = {
     prepared.delete(ctx);
     // The toolchain runs on the builder's own platform and cross-compiles (GOOS/GOARCH as recorded).
     const tooling = image(job.tooling, { platform: { os: 'linux', architecture: builderArchitecture() }, name: `pull Go tooling ${job.tooling}` });
-    let target = state;
-    if (job.updates.length > 0) target = goModuleUpdates(target, tooling, job.updates, job.env);
-    if (job.rebuilds.length > 0) target = goRebuilds(target, tooling, job.rebuilds, job.env);
-    return target;
+    return goSteps(state, tooling, job, job.env);
   },
 };
 

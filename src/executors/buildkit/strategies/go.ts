@@ -63,14 +63,17 @@ for r in "$@"; do echo "patchd: /$root/go.mod now requires $(GOWORK=off go list 
 `;
 
 const rebuildScript = `#!/bin/sh
-# patchd-go-rebuild DEST MODULE VERSION SUM PACKAGE TOOLCHAIN REQUIREMENTS [go build flags...]
+# patchd-go-rebuild DEST MODULE VERSION SUM PACKAGE TOOLCHAIN REQUIREMENTS N ENV... [go build flags...]
 # Rebuilds the binary at /target/DEST from MODULE@VERSION as the module proxy
 # serves it (its zip must hash to SUM, the binary's own record of its source),
-# with REQUIREMENTS (space-separated module@version, checked) moved first,
-# and writes the result over the old file in place (mode, owner kept).
+# with REQUIREMENTS (space-separated module@version, checked; '-' for none)
+# moved first and the N recorded VAR=value settings in its environment, and
+# writes the result over the old file in place (mode, owner kept).
 set -euf
-dest=/target/$1 module=$2 version=$3 sum=$4 package=$5 toolchain=$6 requirements=$7
-shift 7
+dest=/target/$1 module=$2 version=$3 sum=$4 package=$5 toolchain=$6 requirements=$7 n=$8
+shift 8
+while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
+[ "$requirements" != - ] || requirements=
 if [ ! -f "$dest" ] || [ -L "$dest" ]; then echo "patchd: /$1 is not a regular file in the image" >&2; exit 2; fi
 case "$(cd "$(dirname "$dest")" && pwd -P)/" in /target/*) ;; *) echo "patchd: /$1 leaves the image" >&2; exit 2 ;; esac
 if [ "$(GOTOOLCHAIN=local go env GOVERSION)" = "$toolchain" ]; then GOTOOLCHAIN=local; else GOTOOLCHAIN=$toolchain; fi
@@ -100,51 +103,67 @@ cat "$work/out" > "$dest"
 echo "patchd: /$1 rebuilt with $GOTOOLCHAIN"
 `;
 
-const pathPart = /^[^\0\n]+$/;
+const tasksScript = `#!/bin/sh
+# patchd-go-tasks FILE: each line of FILE is one command, its arguments separated by tabs; run in order, all in this one step.
+set -euf
+tab=$(printf '\\t')
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  (IFS=$tab; set -- $line; "$@")
+done < "$1"
+`;
 
-function toolingEnv(env: GoEnvironment, toolchain: string, extra: readonly string[] = []): string[] {
+const field = /^[^\t\n\r\0]+$/;
+const requirement = /^[A-Za-z0-9][A-Za-z0-9._~/-]*@v[0-9A-Za-z.+-]+$/;
+
+function toolingEnv(env: GoEnvironment): string[] {
   if (!/^https?:\/\/[^\s@,|]+$/.test(env.proxy)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing GOPROXY ${JSON.stringify(env.proxy)}`);
   return [
     'PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LC_ALL=C',
     // No go env file of the tooling's, no other proxy, no VCS: exactly the configured proxy (checksums through it from sum.golang.org).
     'GOENV=off', `GOPROXY=${env.proxy}`, 'GOFLAGS=-mod=mod', 'GONOSUMDB=', 'GOPRIVATE=', 'GOVCS=*:off',
-    `GOMODCACHE=${cacheRoot}/mod`, `GOCACHE=${cacheRoot}/build`, `GOTOOLCHAIN=${toolchain}`,
-    ...extra,
+    `GOMODCACHE=${cacheRoot}/mod`, `GOCACHE=${cacheRoot}/build`, `GOTOOLCHAIN=${env.modToolchain}`,
   ];
 }
 
-/** Runs each module root's `go get` in the tooling image; returns the target as it is afterwards. */
-export function goModuleUpdates(target: LlbState, tooling: LlbState, updates: readonly GoModuleUpdate[], env: GoEnvironment): LlbState {
-  const withScript = tooling.mkfile('/usr/local/bin/patchd-go-mod-update', 0o755, modUpdateScript, 'go.mod updater');
-  let state = target;
-  for (const u of updates) {
-    if (!pathPart.test(u.root) || u.requirements.length === 0) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing go.mod update in ${JSON.stringify(u.root)}`);
-    for (const r of u.requirements) if (!/^[A-Za-z0-9][A-Za-z0-9._~/-]*@v[0-9A-Za-z.+-]+$/.test(r)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(r)} to go get`);
-    const run = withScript.run({
-      args: ['/usr/local/bin/patchd-go-mod-update', u.root, ...u.requirements],
-      env: toolingEnv(env, env.modToolchain), mounts: [{ kind: 'bind', dest: '/target', state }, goCache],
-      name: `go get ${u.requirements.join(' ')} in /${u.root === '.' ? '' : u.root}`,
-    });
-    state = run.mountOutput('/target');
-  }
-  return state;
+function modTask(u: GoModuleUpdate): string[] {
+  if (!field.test(u.root) || u.requirements.length === 0) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing go.mod update in ${JSON.stringify(u.root)}`);
+  for (const r of u.requirements) if (!requirement.test(r)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(r)} to go get`);
+  return ['/usr/local/bin/patchd-go-mod-update', u.root, ...u.requirements];
 }
 
-/** Rebuilds each binary in the tooling image and writes it over the old one in the target. */
-export function goRebuilds(target: LlbState, tooling: LlbState, rebuilds: readonly GoRebuild[], env: GoEnvironment): LlbState {
-  const withScript = tooling.mkfile('/usr/local/bin/patchd-go-rebuild', 0o755, rebuildScript, 'Go binary rebuilder');
-  let state = target;
-  for (const b of rebuilds) {
-    for (const r of b.requirements) if (!/^[A-Za-z0-9][A-Za-z0-9._~/-]*@v[0-9A-Za-z.+-]+$/.test(r)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(r)} to go get`);
-    for (const f of b.flags) if (!/^-[a-z]/.test(f) || /[\0\n]/.test(f)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing go build flag ${JSON.stringify(f)}`);
-    for (const e of b.env) if (!/^(GO[A-Z0-9]*|CGO_[A-Z]+)=[^\0\n]*$/.test(e) || /^GO(FLAGS|PROXY|TOOLCHAIN|MODCACHE|CACHE|ENV|NOSUMDB|PRIVATE|VCS)=/.test(e)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing build environment ${JSON.stringify(e)}`);
-    if (!pathPart.test(b.path) || !/^go1\.\d+(\.\d+)?((rc|beta)\d+)?$/.test(b.toolchain)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing rebuild of ${JSON.stringify(b.path)} with ${JSON.stringify(b.toolchain)}`);
-    const run = withScript.run({
-      args: ['/usr/local/bin/patchd-go-rebuild', b.path, b.module, b.version, b.sum, b.package, b.toolchain, b.requirements.join(' '), ...b.flags],
-      env: toolingEnv(env, 'local', b.env), mounts: [{ kind: 'bind', dest: '/target', state }, goCache],
-      name: `rebuild /${b.path} from ${b.module}@${b.version}${b.requirements.length > 0 ? ` with ${b.requirements.join(' ')}` : ''} (${b.toolchain})`,
-    });
-    state = run.mountOutput('/target');
-  }
-  return state;
+function rebuildTask(b: GoRebuild): string[] {
+  for (const r of b.requirements) if (!requirement.test(r)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass ${JSON.stringify(r)} to go get`);
+  for (const f of b.flags) if (!/^-[a-z]/.test(f) || !field.test(f)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing go build flag ${JSON.stringify(f)}`);
+  for (const e of b.env) if (!/^(GO[A-Z0-9]*|CGO_[A-Z]+)=[^\t\n\r\0]*$/.test(e) || /^GO(FLAGS|PROXY|TOOLCHAIN|MODCACHE|CACHE|ENV|NOSUMDB|PRIVATE|VCS|PATH|ROOT)=/.test(e)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing build environment ${JSON.stringify(e)}`);
+  if (!/^go1\.\d+(\.\d+)?((rc|beta)\d+)?$/.test(b.toolchain)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing toolchain ${JSON.stringify(b.toolchain)}`);
+  const args = ['/usr/local/bin/patchd-go-rebuild', b.path, b.module, b.version, b.sum, b.package, b.toolchain, b.requirements.join(' ') || '-', String(b.env.length), ...b.env, ...b.flags];
+  for (const a of args) if (!field.test(a)) throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing rebuild argument ${JSON.stringify(a)} of /${b.path}`);
+  return args;
+}
+
+/**
+ * Every go.mod update, then every rebuild, in ONE exec of the tooling image
+ * with the target mounted at /target: BuildKit exports the difference of a
+ * chain of execs as one layer per exec, and the patch is one layer. The tasks
+ * go in as a file of tab-separated argument lists (no shell parses them).
+ */
+export function goSteps(target: LlbState, tooling: LlbState, work: { updates: readonly GoModuleUpdate[]; rebuilds: readonly GoRebuild[] }, env: GoEnvironment): LlbState {
+  const tasks = [...work.updates.map(modTask), ...work.rebuilds.map(rebuildTask)];
+  if (tasks.length === 0) return target;
+  const prepared = tooling
+    .mkfile('/usr/local/bin/patchd-go-mod-update', 0o755, modUpdateScript, 'go.mod updater')
+    .mkfile('/usr/local/bin/patchd-go-rebuild', 0o755, rebuildScript, 'Go binary rebuilder')
+    .mkfile('/usr/local/bin/patchd-go-tasks', 0o755, tasksScript, 'Go task runner')
+    .mkfile('/usr/local/share/patchd-go.tasks', 0o644, tasks.map((t) => `${t.join('\t')}\n`).join(''), 'Go tasks');
+  const what = [
+    ...work.updates.map((u) => `go get ${u.requirements.join(' ')} in /${u.root === '.' ? '' : u.root}`),
+    ...work.rebuilds.map((b) => `rebuild /${b.path} from ${b.module}@${b.version}${b.requirements.length > 0 ? ` with ${b.requirements.join(' ')}` : ''} (${b.toolchain})`),
+  ];
+  const run = prepared.run({
+    args: ['/usr/local/bin/patchd-go-tasks', '/usr/local/share/patchd-go.tasks'],
+    env: toolingEnv(env), mounts: [{ kind: 'bind', dest: '/target', state: target }, goCache],
+    name: what.join('; '),
+  });
+  return run.mountOutput('/target');
 }
