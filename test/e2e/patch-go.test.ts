@@ -129,3 +129,39 @@ test('go.mod requirements and a released binary fixed in one BuildKit layer; a b
   // The binary from a checkout is left as it was.
   assert.deepEqual(await readFile(join(after, 'usr/local/bin/hello')), await readFile(join(before, 'usr/local/bin/hello')));
 });
+
+test('--toolchain-patch-level: a binary built with Go 1.22.5 is rebuilt with the newest 1.22 release the module proxy serves', { timeout: 30 * 60_000 }, async () => {
+  const oldGo = await fixture('build-go-toolchain-app.sh');
+  await pushRootfsImage({ tarPath: await bookwormRootfsTar(), extraLayers: [oldGo], registryHost: registry.host, repository: 'fixtures/go-old-toolchain', tag: 'v1' });
+  const target = `${registry.host}/fixtures/go-old-toolchain:v1`;
+  // GO-2024-3107 (CVE-2024-34158), stack exhaustion in go/build/constraint.Parse: fixed in Go 1.22.7 and 1.23.1.
+  const stdlibAdvisories = join(work, 'osv-stdlib');
+  await mkdir(join(stdlibAdvisories, 'Go'), { recursive: true });
+  await writeFile(join(stdlibAdvisories, 'Go', 'GO-2024-3107.json'), JSON.stringify({
+    schema_version: '1.6.0', id: 'GO-2024-3107', modified: '2024-09-06T18:14:17Z', published: '2024-09-06T18:14:17Z', aliases: ['CVE-2024-34158'],
+    summary: 'Stack exhaustion in Parse in go/build/constraint',
+    details: 'Calling Parse on a "// +build" build tag line with deeply nested expressions can cause a panic due to stack exhaustion.',
+    affected: [{ package: { ecosystem: 'Go', name: 'stdlib' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '1.22.7' }, { introduced: '1.23.0-0' }, { fixed: '1.23.1' }] }] }],
+  }));
+  const patch = (args: string[]) => run('npx', ['--no-install', 'patchd', 'patch', '-i', target, '--advisories', osv, '--advisories', stdlibAdvisories, '--cache-dir', join(work, 'cache'), '--pkg-types', 'library', ...args], {
+    cwd: repoRoot, env: { ...process.env, PATCHD_ADVISORIES: '', DOCKER_CONFIG: join(work, 'no-docker') }, allowFailure: true,
+  });
+
+  const without = await patch(['--dry-run']);
+  assert.equal(without.code, 0, without.stderr);
+  assert.match(without.stdout, /^not patched: stdlib v1\.22\.5 \(go\): .*--toolchain-patch-level/m);
+  assert.match(without.stdout, /^golang\.org\/x\/text \(go, usr\/local\/bin\/goi18n\) v0\.3\.3 -> v0\.3\.8 /m);
+
+  const started = Date.now();
+  const patched = await patch(['--toolchain-patch-level', '--buildkit-addr', buildkitd.address, '--go-tooling-image', tooling]);
+  process.stdout.write(`# one Go rebuild with a toolchain switch (go1.22.5 -> go1.22.12 fetched from the proxy): ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  assert.equal(patched.code, 0, `${patched.stdout}\n${patched.stderr}`);
+  assert.match(patched.stdout, /^stdlib \(go, usr\/local\/bin\/goi18n\) v1\.22\.5 -> v1\.22\.12 {2}\(GO-2024-3107\)$/m);
+  const after = await unpack(`${target}-patched`, 'toolchain-after');
+  const info = (await run('go', ['version', '-m', join(after, 'usr/local/bin/goi18n')])).stdout;
+  assert.match(info, /^\S+: go1\.22\.12$/m);
+  assert.match(info, /^\tdep\tgolang\.org\/x\/text\tv0\.3\.8\t/m);
+  const ran = await exercise(join(after, 'usr/local/bin/goi18n'), join(work, 'run-toolchain'));
+  assert.equal(ran.helpCode, 2);
+  assert.match(ran.merged, /^other = "Hello"$/m);
+});
