@@ -35,6 +35,8 @@ export function osvEcosystemFor(pkg: InstalledPackage, os: OsInfo | undefined): 
 export function matchOsv(packages: readonly InstalledPackage[], os: OsInfo | undefined, db: OsvDatabase): Finding[] {
   const findings: Finding[] = [];
   for (const pkg of packages) {
+    // What python3-rpm installs is the rpm source package's code: its advisories come through the dpkg record, not PyPI's.
+    if (pkg.distroOwned) continue;
     const ecosystem = osvEcosystemFor(pkg, os);
     if (!ecosystem) continue;
     // Distribution advisories are filed by source package; libraries by their own name.

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseParagraphs, field, formatParagraph } from '../../src/distro/deb/control.js';
@@ -6,7 +7,7 @@ import { scanLayers } from '../../src/scan/scan.js';
 import type { Inventory } from '../../src/scan/inventory/types.js';
 import { appLayersDir, bookwormRootfsTar } from '../harness/fixture-image.js';
 import { entriesFromDir, layerFromEntries, layerFromTarFile } from '../harness/layers.js';
-import { run } from '../harness/tools.js';
+import { run, tmpDir } from '../harness/tools.js';
 
 const fixtures = new URL('../../fixtures/inventory/', import.meta.url).pathname;
 const inventoryOf = async (...layers: Parameters<typeof scanLayers>[0]) => (await scanLayers(layers)).inventory;
@@ -138,4 +139,79 @@ test('a real rpmdb read does not leave its spool behind', async () => {
   const before = (await run('sh', ['-c', 'ls /tmp | grep -c patchd-rpmdb- || true'])).stdout.trim();
   await inventoryOf(layerFromTarFile(join(await appLayersDir(), 'rpm.tar')));
   assert.equal((await run('sh', ['-c', 'ls /tmp | grep -c patchd-rpmdb- || true'])).stdout.trim(), before);
+});
+
+test('Go: the main module of a `go install`ed binary is a package of its own, flagged, as `go version -m` names it', async () => {
+  const dir = await appLayersDir();
+  const inv = await inventoryOf(layerFromTarFile(join(dir, 'gotext.tar')));
+  const work = await tmpDir('patchd-gotext');
+  try {
+    const binary = join(work.path, 'gotext');
+    await run('sh', ['-c', `tar -xOf '${join(dir, 'gotext.tar')}' ./usr/local/bin/gotext > '${binary}'`]);
+    const m = (await run('go', ['version', '-m', binary])).stdout;
+    const main = /\n\s*mod\t(\S+)\t(\S+)/.exec(m)!;
+    assert.deepEqual([main[1], main[2]], ['golang.org/x/text', 'v0.3.6']);
+    const flagged = inv.packages.filter((p) => p.goMainModule);
+    assert.deepEqual(flagged.map((p) => [p.name, p.version, p.path, p.goOrigin, p.purl]), [[main[1], main[2], 'usr/local/bin/gotext', 'binary', 'pkg:golang/golang.org/x/text@v0.3.6']]);
+    // Its dependencies (and the standard library) are packages as before, not flagged.
+    const deps = [...m.matchAll(/\n\s*dep\t(\S+)\t(\S+)/g)].map((d) => `${d[1]}@${d[2]}`);
+    assert.deepEqual(inv.packages.filter((p) => !p.goMainModule && p.name !== 'stdlib').map((p) => `${p.name}@${p.version}`), deps);
+  } finally {
+    await work.remove();
+  }
+  // A `go build` in a checkout stamps the main module from VCS (Go 1.24+): hello's is a pseudo-version, and a package too.
+  const hello = await inventoryOf(layerFromTarFile(join(dir, 'go.tar')));
+  assert.match(hello.packages.find((p) => p.goMainModule)?.version ?? '', /^v0\.0\.0-\d{14}-[0-9a-f]{12}/);
+});
+
+test('go.mod: requirements (`// indirect` kept) with replace honoured, as `go mod edit -json` reads the same file; module cache, vendor/ and GOROOT left out', async () => {
+  const goroot = (await run('go', ['env', 'GOROOT'])).stdout.trim();
+  const inv = await inventoryOf(await layerFromEntries([
+    ...await entriesFromDir(join(fixtures, 'gomod')),
+    { path: 'go/pkg/mod/golang.org/x/text@v0.3.6/go.mod', content: 'module golang.org/x/text\n\nrequire golang.org/x/tools v0.0.0-20180917221912-90fa682c2a6e\n' },
+    { path: 'srv/app/vendor/golang.org/x/net/go.mod', content: 'module golang.org/x/net\n\nrequire golang.org/x/text v0.3.0\n' },
+    { path: 'usr/local/go/src/go.mod', content: await readFile(join(goroot, 'src/go.mod')) },
+  ]));
+  // The reference: the Go toolchain's own reading of the file.
+  type ModJson = { Module: { Path: string }; Go: string; Require: { Path: string; Version: string; Indirect?: boolean }[]; Replace: { Old: { Path: string; Version?: string }; New: { Path: string; Version?: string } }[] };
+  const json = JSON.parse((await run('go', ['mod', 'edit', '-json', join(fixtures, 'gomod/srv/app/go.mod')])).stdout) as ModJson;
+  const expected = json.Require.flatMap((r) => {
+    const replace = json.Replace.find((x) => x.Old.Path === r.Path && (x.Old.Version === undefined || x.Old.Version === r.Version));
+    if (replace && !replace.New.Version) return []; // a directory: local source, not a module version
+    return [`${replace ? replace.New.Path : r.Path}@${replace ? replace.New.Version : r.Version} indirect=${r.Indirect === true}${replace ? ` replaces ${r.Path} ${r.Version}` : ''}`];
+  });
+  const mods = inv.packages.filter((p) => p.goOrigin === 'go.mod');
+  assert.deepEqual(mods.map((p) => `${p.name}@${p.version} indirect=${p.goMod?.indirect}${p.goMod?.replaces ? ` replaces ${p.goMod.replaces}` : ''}`).sort(), expected.sort());
+  assert.equal(expected.length, 5);
+  for (const p of mods) {
+    assert.deepEqual([p.ecosystem, p.class, p.path, p.location, p.goMod?.module, p.goMod?.goVersion], ['go', 'library', 'srv/app/go.mod', 'srv/app', json.Module.Path, json.Go], p.name);
+    assert.ok(!p.goBinary, `${p.name} is not from a binary`);
+  }
+  assert.equal(mods.find((p) => p.name === 'golang.org/x/text')?.purl, 'pkg:golang/golang.org/x/text@v0.3.6');
+  assert.deepEqual(inv.packages.filter((p) => p.goOrigin !== 'go.mod'), []);
+  assert.deepEqual(inv.warnings, []);
+});
+
+test('Python: copies vendored inside another package are inventoried and say which; the system Python\'s dist-packages are distro-owned', async () => {
+  const site = 'usr/local/lib/python3.12/site-packages';
+  const meta = (name: string, version: string) => `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\n\nbody\n`;
+  const inv = await inventoryOf(await layerFromEntries([
+    { path: `${site}/setuptools-75.1.0.dist-info/METADATA`, content: meta('setuptools', '75.1.0') },
+    { path: `${site}/setuptools/_vendor/wheel-0.43.0.dist-info/METADATA`, content: meta('wheel', '0.43.0') },
+    { path: `${site}/setuptools/_vendor/jaraco.text-3.12.1.dist-info/METADATA`, content: meta('jaraco.text', '3.12.1') },
+    { path: 'usr/lib/python3/dist-packages/requests-2.28.1.egg-info/PKG-INFO', content: meta('requests', '2.28.1') },
+    // pip run as root on Debian (--break-system-packages) writes here: not the distribution's.
+    { path: 'usr/local/lib/python3.11/dist-packages/requests-2.31.0.dist-info/METADATA', content: meta('requests', '2.31.0') },
+  ]));
+  const facts = inv.packages.map((p) => `${p.name}@${p.version} location=${p.location} vendoredIn=${p.vendoredIn ?? '-'} distroOwned=${p.distroOwned ?? false}`);
+  assert.deepEqual(facts.sort(), [
+    `setuptools@75.1.0 location=${site} vendoredIn=- distroOwned=false`,
+    `jaraco-text@3.12.1 location=${site} vendoredIn=setuptools distroOwned=false`,
+    `wheel@0.43.0 location=${site} vendoredIn=setuptools distroOwned=false`,
+    'requests@2.28.1 location=usr/lib/python3/dist-packages vendoredIn=- distroOwned=true',
+    'requests@2.31.0 location=usr/local/lib/python3.11/dist-packages vendoredIn=- distroOwned=false',
+  ].sort());
+  // The fixture's distribution-style egg-info (six's, in usr/lib/python3/dist-packages) is distro-owned too.
+  const python = await inventoryOf(layerFromTarFile(join(await appLayersDir(), 'python.tar')));
+  assert.deepEqual(python.packages.filter((p) => p.distroOwned).map((p) => p.name), ['six']);
 });

@@ -114,3 +114,108 @@ test('a Trivy report and a Harbor report become findings tied to the inventory',
   assert.throws(() => findingsFromHarborReport({ 'text/plain': {} }), /none of the known report types/);
   assert.deepEqual(collectFindings(inventory, { report: { kind: 'harbor', json: { 'application/vnd.security.vulnerability.report; version=1.1': { vulnerabilities: [] } } } }), []);
 });
+
+test('a `go install`ed binary\'s main module gets its own Go findings, the same two its release gets as another binary\'s dependency', async () => {
+  const dir = await appLayersDir();
+  const { inventory } = await scanLayers([layerFromTarFile(join(dir, 'gotext.tar')), layerFromTarFile(join(dir, 'go.tar'))]);
+  const findings = matchOsv(inventory.packages, inventory.os, await OsvDatabase.load([join(osvDir, 'Go')]));
+  const text = (path: string) => findings.filter((f) => f.package.name === 'golang.org/x/text' && f.package.path === path).map((f) => `${f.id} ${f.fixedVersions.join(',')}`).sort();
+  assert.deepEqual(text('usr/local/bin/gotext'), ['GO-2021-0113 v0.3.7', 'GO-2022-1059 v0.3.8']);
+  assert.deepEqual(text('usr/local/bin/hello'), ['GO-2021-0113 v0.3.7', 'GO-2022-1059 v0.3.8']);
+  assert.ok(findings.filter((f) => f.package.path === 'usr/local/bin/gotext').every((f) => f.package.goMainModule === true), 'the gotext findings are the main module\'s');
+});
+
+test('rpm: a source package keeps its binary\'s epoch, so openssl-libs at the fixed 1:3.0.7-27.el9 is not reported (rpmbuild + rpm --root)', async () => {
+  const work = await tmpDir('patchd-rpm-epoch');
+  try {
+    // openssl-libs is a subpackage of the `openssl` source with Epoch 1, as on RHEL 9 and its rebuilds.
+    const inventories = [];
+    for (const release of ['25.el9', '27.el9']) {
+      const top = join(work.path, `build-${release}`);
+      const root = join(work.path, `root-${release}`);
+      await run('sh', ['-c', `mkdir -p '${top}/SPECS' '${root}/etc' && cat > '${top}/SPECS/openssl.spec' <<'SPEC'
+Name: openssl
+Epoch: 1
+Version: 3.0.7
+Release: ${release}
+License: Apache-2.0
+Summary: patchd fixture: a source package whose binaries are named otherwise
+BuildArch: noarch
+%description
+Fixture.
+%package libs
+Summary: patchd fixture libraries
+%description libs
+Fixture.
+%install
+mkdir -p %{buildroot}/usr/share/openssl-libs
+echo ${release} > %{buildroot}/usr/share/openssl-libs/VERSION
+%files libs
+/usr/share/openssl-libs/VERSION
+SPEC
+rpmbuild --quiet --define "_topdir ${top}" -bb '${top}/SPECS/openssl.spec' >&2
+printf 'NAME="AlmaLinux"\\nID="almalinux"\\nID_LIKE="rhel centos fedora"\\nVERSION_ID="9.4"\\n' > '${root}/etc/os-release'
+rpm --root '${root}' --dbpath /var/lib/rpm --define '_db_backend sqlite' --initdb
+rpm --root '${root}' --dbpath /var/lib/rpm --define '_db_backend sqlite' -i --nodeps --ignorearch --noscripts '${top}'/RPMS/noarch/openssl-libs-*.rpm`]);
+      // The reference: rpm's own view of the installed header.
+      const q = (await run('rpm', ['--root', root, '--dbpath', '/var/lib/rpm', '-q', '--qf', '%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{SOURCERPM}', 'openssl-libs'])).stdout;
+      assert.equal(q, `openssl-libs 1:3.0.7-${release} openssl-3.0.7-${release}.src.rpm`);
+      const { inventory } = await scanLayers([await layerFromEntries(await entriesFromDir(root))]);
+      inventories.push(inventory);
+    }
+    const [older, fixed] = inventories;
+    const libs = fixed!.packages.find((p) => p.name === 'openssl-libs')!;
+    assert.deepEqual([libs.version, libs.sourceName, libs.sourceVersion, libs.purl], ['1:3.0.7-27.el9', 'openssl', '1:3.0.7-27.el9', 'pkg:rpm/almalinux/openssl-libs@3.0.7-27.el9?arch=noarch&distro=almalinux-9.4&epoch=1']);
+    // An advisory as AlmaLinux files them: under the source name, the fix with its epoch.
+    const db = new OsvDatabase();
+    db.add({ id: 'ALSA-FIXTURE-OPENSSL', summary: 'openssl update', affected: [{ package: { ecosystem: 'AlmaLinux:9', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '1:3.0.7-27.el9' }] }] }] }, 'inline');
+    assert.deepEqual(matchOsv(fixed!.packages, fixed!.os, db), []);
+    assert.deepEqual(matchOsv(older!.packages, older!.os, db).map((f) => `${f.package.name} ${f.package.sourceVersion} ${f.id} ${f.fixedVersions.join(',')}`), ['openssl-libs 1:3.0.7-25.el9 ALSA-FIXTURE-OPENSSL 1:3.0.7-27.el9']);
+  } finally {
+    await work.remove();
+  }
+});
+
+test('Python metadata of a distribution package (python3-requests\' egg-info in dist-packages) is matched through its OS package, not PyPI', async () => {
+  const meta = (version: string) => `Metadata-Version: 1.2\nName: requests\nVersion: ${version}\n\nbody\n`;
+  const { inventory } = await scanLayers([await layerFromEntries([
+    { path: 'etc/os-release', content: 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n' },
+    { path: 'var/lib/dpkg/status', content: 'Package: python3-requests\nStatus: install ok installed\nArchitecture: all\nSource: requests\nVersion: 2.28.1+dfsg-1\nDescription: elegant and simple HTTP library for Python3\n' },
+    { path: 'var/lib/dpkg/info/python3-requests.list', content: '/usr/lib/python3/dist-packages/requests-2.28.1.egg-info\n/usr/lib/python3/dist-packages/requests-2.28.1.egg-info/PKG-INFO\n' },
+    { path: 'usr/lib/python3/dist-packages/requests-2.28.1.egg-info/PKG-INFO', content: meta('2.28.1') },
+    // The same release installed by pip is PyPI's, and matched as such.
+    { path: 'usr/local/lib/python3.11/dist-packages/requests-2.28.1.dist-info/METADATA', content: meta('2.28.1') },
+  ])]);
+  const findings = matchOsv(inventory.packages, inventory.os, await OsvDatabase.load([join(osvDir, 'PyPI')]));
+  assert.deepEqual(findings.map((f) => `${f.package.location} ${f.id}`).sort(), [
+    'usr/local/lib/python3.11/dist-packages GHSA-9wx4-h78v-vm56',
+    'usr/local/lib/python3.11/dist-packages GHSA-j8r2-6x86-q33q',
+  ]);
+  assert.equal(inventory.packages.find((p) => p.location === 'usr/lib/python3/dist-packages')?.distroOwned, true);
+});
+
+test('Trivy rows are tied by kind and place: gobinary to the binary (main module included, fixes given their `v`), gomod to the go.mod, a named path to that copy only', async () => {
+  const dir = await appLayersDir();
+  const site = 'usr/local/lib/python3.11/site-packages';
+  const meta = (name: string, version: string) => `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\n\nbody\n`;
+  const { inventory } = await scanLayers([
+    layerFromTarFile(join(dir, 'gotext.tar')),
+    await layerFromEntries([
+      ...await entriesFromDir(new URL('../../fixtures/inventory/gomod', import.meta.url).pathname),
+      { path: `${site}/wheel-0.43.0.dist-info/METADATA`, content: meta('wheel', '0.43.0') },
+      { path: `${site}/setuptools/_vendor/wheel-0.43.0.dist-info/METADATA`, content: meta('wheel', '0.43.0') },
+    ]),
+  ]);
+  const findings = findingsFromTrivyReport({ Results: [
+    { Target: 'usr/local/bin/gotext', Class: 'lang-pkgs', Type: 'gobinary', Vulnerabilities: [{ VulnerabilityID: 'CVE-2021-38561', PkgName: 'golang.org/x/text', InstalledVersion: 'v0.3.6', FixedVersion: '0.3.7' }] },
+    { Target: 'srv/app/go.mod', Class: 'lang-pkgs', Type: 'gomod', Vulnerabilities: [{ VulnerabilityID: 'CVE-2021-38561', PkgName: 'golang.org/x/text', InstalledVersion: 'v0.3.6', FixedVersion: '0.3.7' }] },
+    { Target: 'Python', Class: 'lang-pkgs', Type: 'python-pkg', Vulnerabilities: [{ VulnerabilityID: 'CVE-2026-24049', PkgName: 'wheel', PkgPath: `${site}/setuptools/_vendor/wheel-0.43.0.dist-info/METADATA`, InstalledVersion: '0.43.0', FixedVersion: '0.46.2' }] },
+    { Target: 'srv/app/requirements.txt', Class: 'lang-pkgs', Type: 'pip', Vulnerabilities: [{ VulnerabilityID: 'CVE-2026-24049', PkgName: 'wheel', InstalledVersion: '0.43.0', FixedVersion: '0.46.2' }] },
+  ] }, inventory);
+  assert.deepEqual(findings.map((f) => [f.package.path, f.package.goOrigin ?? '-', f.package.goMainModule ?? false, f.package.vendoredIn ?? '-', f.package.sourceManifest?.type ?? '-', f.fixedVersions.join(',')]), [
+    ['usr/local/bin/gotext', 'binary', true, '-', '-', 'v0.3.7'],
+    ['srv/app/go.mod', 'go.mod', false, '-', '-', 'v0.3.7'],
+    [`${site}/setuptools/_vendor/wheel-0.43.0.dist-info/METADATA`, '-', false, 'setuptools', '-', '0.46.2'],
+    ['srv/app/requirements.txt', '-', false, '-', 'pip', '0.46.2'],
+  ]);
+});

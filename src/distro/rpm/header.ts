@@ -55,7 +55,25 @@ export function parseRpmHeader(blob: Buffer): RpmHeader {
   };
 }
 
-/** `openssl-3.0.7-27.el9.src.rpm` → name `openssl`, version-release `3.0.7-27.el9`. */
+/** The binary's own epoch:version-release (`1:3.0.7-27.el9`); an epoch of 0 is the same as none and is left out. */
+export function evrOf(h: RpmHeader): string {
+  return `${h.epoch ? `${h.epoch}:` : ''}${h.version}-${h.release}`;
+}
+
+/**
+ * The source package a binary was built from, as advisories name it. The
+ * source rpm's file name has no epoch, but the source package has the same
+ * one as every binary built from it (rpmbuild gives them all the spec's
+ * Epoch), so the binary's is carried over: `openssl-libs-1:3.0.7-27.el9`
+ * from `openssl-3.0.7-27.el9.src.rpm` is source `openssl` `1:3.0.7-27.el9`.
+ */
+export function sourcePackageOf(h: RpmHeader): { name: string; version: string } | undefined {
+  const source = h.sourceRpm ? splitSourceRpm(h.sourceRpm) : undefined;
+  if (!source) return undefined;
+  return { name: source.name, version: h.epoch ? `${h.epoch}:${source.version}` : source.version };
+}
+
+/** `openssl-3.0.7-27.el9.src.rpm` → name `openssl`, version-release `3.0.7-27.el9` (file names carry no epoch). */
 export function splitSourceRpm(file: string): { name: string; version: string } | undefined {
   const m = /^(.+)-([^-]+)-([^-]+)\.(?:no)?src\.rpm$/.exec(file);
   return m ? { name: m[1]!, version: `${m[2]}-${m[3]}` } : undefined;

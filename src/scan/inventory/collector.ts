@@ -11,21 +11,22 @@ import { readApkInstalled } from './readers/apk.js';
 import { readDotnetDeps, isDotnetAppDeps } from './readers/dotnet.js';
 import { readDpkgStatus } from './readers/dpkg.js';
 import { goPackages, readGoBuildInfo } from './readers/go-buildinfo.js';
+import { isGoModPath, readGoMod } from './readers/go-mod.js';
 import { nodeManifestPath, nodePackagePath, readNodeManifest, readNodePackage, type NodeAppManifest } from './readers/node.js';
 import { parseOsRelease } from './readers/os-release.js';
 import { pythonMetadataPath, readPythonMetadata } from './readers/python.js';
 import { bdbHashValues } from '../../distro/rpm/bdb.js';
-import { parseRpmHeader, splitSourceRpm } from '../../distro/rpm/header.js';
+import { evrOf, parseRpmHeader, sourcePackageOf } from '../../distro/rpm/header.js';
 import { purlFor } from './purl.js';
 import type { InstalledPackage, Inventory, OsInfo, PackageRecord } from './types.js';
 
-type Kind = 'os-release' | 'dpkg' | 'apk' | 'rpm-sqlite' | 'rpm-sqlite-wal' | 'rpm-bdb' | 'rpm-ndb' | 'python' | 'node-package' | 'node-manifest' | 'dotnet' | 'binary';
+type Kind = 'os-release' | 'dpkg' | 'apk' | 'rpm-sqlite' | 'rpm-sqlite-wal' | 'rpm-bdb' | 'rpm-ndb' | 'python' | 'node-package' | 'node-manifest' | 'dotnet' | 'go-mod' | 'binary';
 
 const mib = 2 ** 20;
 /** Largest file of each kind read; anything bigger is reported, not read. */
 const maxBytes: Record<Kind, number> = {
   'os-release': 64 * 1024, dpkg: 64 * mib, apk: 64 * mib, 'rpm-sqlite': 1024 * mib, 'rpm-sqlite-wal': 1024 * mib, 'rpm-bdb': 1024 * mib, 'rpm-ndb': 0,
-  python: 4 * mib, 'node-package': mib, 'node-manifest': mib, dotnet: 16 * mib, binary: Number.MAX_SAFE_INTEGER,
+  python: 4 * mib, 'node-package': mib, 'node-manifest': mib, dotnet: 16 * mib, 'go-mod': 4 * mib, binary: Number.MAX_SAFE_INTEGER,
 };
 
 function kindOf(entry: FsEntry): Kind | undefined {
@@ -43,6 +44,7 @@ function kindOf(entry: FsEntry): Kind | undefined {
   if (nodePackagePath.test(p)) return 'node-package';
   if (nodeManifestPath.test(p) && !p.includes('node_modules/')) return 'node-manifest';
   if (isDotnetAppDeps(p)) return 'dotnet';
+  if (isGoModPath(p)) return 'go-mod';
   if ((entry.mode & 0o111) !== 0 && entry.size >= 4096) return 'binary';
   return undefined;
 }
@@ -115,6 +117,7 @@ export class InventoryCollector implements FileInspector {
           return;
         }
         case 'dotnet': return this.put(path, entry.layerIndex, readDotnetDeps(text, path));
+        case 'go-mod': return this.put(path, entry.layerIndex, readGoMod(text, path));
       }
     } catch (error) {
       this.warnings.push(`${path}: ${(error as Error).message}`);
@@ -227,8 +230,8 @@ function rpmRecords(blobs: readonly Buffer[], path: string, warnings: string[]):
     let h;
     try { h = parseRpmHeader(blob); } catch { damaged++; continue; }
     if (h.name === 'gpg-pubkey') continue; // imported signing keys, not software
-    const version = `${h.epoch ? `${h.epoch}:` : ''}${h.version}-${h.release}`;
-    const source = h.sourceRpm ? splitSourceRpm(h.sourceRpm) : undefined;
+    const version = evrOf(h);
+    const source = sourcePackageOf(h);
     out.push({
       ecosystem: 'rpm', class: 'os', name: h.name, version, path, architecture: h.arch ?? '',
       sourceName: source?.name ?? h.name, sourceVersion: source?.version ?? version,

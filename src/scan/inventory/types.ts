@@ -41,6 +41,33 @@ export interface InstalledPackage {
     readonly mainVersion?: string;
     readonly mainSum?: string;
   };
+  /**
+   * Go: where the module record comes from. `go.mod` is source (a requirement a
+   * Go toolchain can move); `binary` is compiled in (a fix needs a rebuild).
+   * Records without it are binary ones.
+   */
+  readonly goOrigin?: 'go.mod' | 'binary';
+  /** Go modules required by a go.mod: the module that go.mod declares, its `go` line, and how the requirement is written. */
+  readonly goMod?: {
+    readonly module?: string;
+    readonly goVersion?: string;
+    /** Marked `// indirect`: needed by a dependency, not imported by the module itself. */
+    readonly indirect?: boolean;
+    /** A `replace` directive put this module in place of the one required (`path version` as required). */
+    readonly replaces?: string;
+  };
+  /** Go binaries: the record is the binary's main module (the code it was built from), not one of its dependencies. */
+  readonly goMainModule?: boolean;
+  /** Python: the metadata lies inside another package's directory (pip/_vendor, setuptools/_vendor): that package, which ships it. */
+  readonly vendoredIn?: string;
+  /** Python: installed by the distribution's package manager (the system Python's dist-packages); advisories reach it through its OS package. */
+  readonly distroOwned?: boolean;
+  /**
+   * Report rows only: the package is named by a source manifest or lockfile
+   * (requirements.txt, poetry.lock, package-lock.json, ...), not installed
+   * from one: `file` is the manifest, `type` the report's type for it.
+   */
+  readonly sourceManifest?: { readonly file: string; readonly type: string };
 }
 
 /** What a reader finds in one file; the collector adds the purl. */

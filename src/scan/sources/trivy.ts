@@ -51,21 +51,38 @@ const ecosystemByType: Record<string, Ecosystem> = {
   'dotnet-core': 'nuget', nuget: 'nuget', 'dotnet-deps': 'nuget', 'packages-props': 'nuget',
 };
 
+/**
+ * Result types for files an image was built from, not packages installed in
+ * it (requirement files and lockfiles; Trivy's pkg/fanal/types LangType):
+ * their rows name what a manifest asks for, which patchd cannot install.
+ */
+const sourceManifestTypes = new Set(['pip', 'pipenv', 'poetry', 'uv', 'npm', 'yarn', 'pnpm', 'bun', 'packages-props']);
+/** Result types whose Target is the file the packages are in (a binary, a go.mod, a deps.json, a manifest), not a label such as "Python". */
+const targetIsFile = new Set([...sourceManifestTypes, 'gobinary', 'gomod', 'dotnet-core']);
+
 /** Findings from a Trivy JSON report (`trivy image -f json`), tied to the inventory when there is one. */
 export function findingsFromTrivyReport(json: unknown, inventory?: Inventory): Finding[] {
   const parsed = TrivyReportSchema.safeParse(json);
   if (!parsed.success) throw new ReportError('REPORT_INVALID', `not a Trivy JSON report: ${z.prettifyError(parsed.error)}`);
   const rows: ReportRow[] = [];
   for (const result of parsed.data.Results) {
-    const ecosystem = ecosystemByType[result.Type ?? ''] ?? (result.Class === 'os-pkgs' ? ecosystemFromOs(parsed.data.Metadata?.OS?.Family) : undefined);
+    const type = result.Type ?? '';
+    const ecosystem = ecosystemByType[type] ?? (result.Class === 'os-pkgs' ? ecosystemFromOs(parsed.data.Metadata?.OS?.Family) : undefined);
     if (!ecosystem) continue;
+    const describes = sourceManifestTypes.has(type) ? 'source-manifest' : type === 'gomod' ? 'go.mod' : type === 'gobinary' ? 'go-binary' : undefined;
+    const file = targetIsFile.has(type) ? result.Target : undefined;
+    // Trivy writes Go fixed versions as the advisories do, without the `v` module versions have ("0.3.7", stdlib "1.24.6").
+    const version = (v: string) => (ecosystem === 'go' && /^\d/.test(v) ? `v${v}` : v);
     for (const v of result.Vulnerabilities ?? []) {
+      const path = v.PkgPath || file;
       rows.push({
-        id: v.VulnerabilityID, name: v.PkgName, fixed: splitFixedVersions(v.FixedVersion), ecosystem,
-        ...(v.InstalledVersion ? { installed: v.InstalledVersion } : {}),
+        id: v.VulnerabilityID, name: v.PkgName, fixed: splitFixedVersions(v.FixedVersion).map(version), ecosystem,
+        ...(v.InstalledVersion ? { installed: version(v.InstalledVersion) } : {}),
         ...(v.Severity ? { severity: v.Severity } : {}),
         ...(v.Title ? { summary: v.Title } : {}),
-        ...(v.PkgPath ? { path: v.PkgPath } : {}),
+        ...(path ? { path } : {}),
+        ...(describes ? { describes } : {}),
+        ...(describes === 'source-manifest' ? { manifestType: type } : {}),
       });
     }
   }

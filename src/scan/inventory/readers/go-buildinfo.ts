@@ -116,7 +116,11 @@ export function parseModInfo(goVersion: string, text: string): GoBuildInfo {
   return { goVersion, path, ...(main ? { main } : {}), deps, settings };
 }
 
-/** One record per module dependency, plus the standard library as `stdlib` (what advisories for the Go toolchain name). */
+/**
+ * One record per module dependency, the main module when the binary names a
+ * version of it (`go install m@v` does; a plain `go build` writes `(devel)`),
+ * and the standard library as `stdlib` (what advisories for the Go toolchain name).
+ */
 export function goPackages(info: GoBuildInfo, path: string): PackageRecord[] {
   const revision = info.settings.get('vcs.revision');
   const goBinary = {
@@ -127,10 +131,12 @@ export function goPackages(info: GoBuildInfo, path: string): PackageRecord[] {
     ...(info.main?.version ? { mainVersion: info.main.version } : {}),
     ...(info.main?.sum ? { mainSum: info.main.sum } : {}),
   };
+  const base = { ecosystem: 'go', class: 'library', path, location: path, goBinary, goOrigin: 'binary' } as const;
   const out: PackageRecord[] = info.deps
     .filter((d) => d.path && d.version)
-    .map((d) => ({ ecosystem: 'go', class: 'library', name: d.path, version: d.version, path, location: path, goBinary }));
+    .map((d) => ({ ...base, name: d.path, version: d.version }));
+  if (info.main?.path && info.main.version && info.main.version !== '(devel)') out.unshift({ ...base, name: info.main.path, version: info.main.version, goMainModule: true });
   const stdlib = /^go(\d+\.\d+(?:\.\d+)?)/.exec(info.goVersion);
-  if (stdlib) out.push({ ecosystem: 'go', class: 'library', name: 'stdlib', version: `v${stdlib[1]}`, path, location: path, goBinary });
+  if (stdlib) out.push({ ...base, name: 'stdlib', version: `v${stdlib[1]}` });
   return out;
 }
