@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { startBuildkitd } from '../harness/buildkitd.js';
 import { appLayersDir, pushRootfsImage } from '../harness/fixture-image.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
-import { run } from '../harness/tools.js';
+import { freePort, run } from '../harness/tools.js';
 
 // Python libraries patched for real, in-process: an image built here from
 // Debian's python3 with pip-installed libraries in /usr/local (Debian's
@@ -201,5 +205,89 @@ test('an arm64 image (pure-Python site-packages and a venv, config architecture 
     const got = await run('python3', ['-I', '-c', `import sys; sys.path.insert(0, ${JSON.stringify(join(root, dir))}); sys.dont_write_bytecode = True; import urllib3; print(urllib3.__version__, urllib3.__file__.startswith(${JSON.stringify(root)}))`]);
     assert.equal(got.stdout.trim(), `${version} True`);
     assert.deepEqual(await distInfos(join(root, dir), 'urllib3'), [`urllib3-${version}.dist-info`]);
+  }
+});
+
+/**
+ * A PEP 503 / PEP 691 simple index on loopback serving the given files (what
+ * a private index offers): JSON to clients that ask for it (patchd), HTML to
+ * the rest; every request is logged.
+ */
+async function simpleIndex(files: readonly string[]): Promise<{ url: string; requested: string[]; close(): Promise<void> }> {
+  const requested: string[] = [];
+  const projects = new Map<string, { filename: string; path: string; sha256: string }[]>();
+  for (const path of files) {
+    const filename = path.split('/').at(-1)!;
+    const project = filename.replace(/-\d.*$/, '').toLowerCase().replace(/[-_.]+/g, '-');
+    const sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
+    projects.set(project, [...(projects.get(project) ?? []), { filename, path, sha256 }]);
+  }
+  const server: Server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    requested.push(url);
+    const page = /^\/simple\/([^/]+)\/$/.exec(url);
+    if (page) {
+      const entries = projects.get(page[1]!);
+      if (!entries) { res.writeHead(404).end(); return; }
+      if ((req.headers.accept ?? '').includes('application/vnd.pypi.simple.v1+json')) {
+        const versions = [...new Set(entries.map((e) => /-(\d[^-]*?)(?:\.tar\.gz|-)/.exec(e.filename)![1]!))];
+        res.writeHead(200, { 'content-type': 'application/vnd.pypi.simple.v1+json' }).end(JSON.stringify({
+          meta: { 'api-version': '1.1' }, name: page[1], versions,
+          files: entries.map((e) => ({ filename: e.filename, url: `../../files/${e.filename}`, hashes: { sha256: e.sha256 } })),
+        }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!DOCTYPE html><html><body>${entries.map((e) => `<a href="../../files/${e.filename}#sha256=${e.sha256}">${e.filename}</a>`).join('\n')}</body></html>`);
+      return;
+    }
+    const file = /^\/files\/([^/]+)$/.exec(url);
+    const entry = file && [...projects.values()].flat().find((e) => e.filename === file[1]);
+    if (!entry) { res.writeHead(404).end(); return; }
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    createReadStream(entry.path).pipe(res);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}/simple`, requested,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+test('a source-only release goes to pip in BuildKit: the venv\'s own interpreter builds it from a private simple index, into the same one layer', { timeout: 30 * 60_000 }, async () => {
+  // The private index: future's two source releases, the build backend pip's build isolation fetches, and a urllib3 wheel.
+  const files = join(work, 'index-files');
+  await run('python3', ['-m', 'pip', 'download', '-q', '--no-deps', '--no-binary', ':all:', '--disable-pip-version-check', '-d', files, 'future==0.18.2'], { env: { ...process.env, PIP_FIND_LINKS: '' } });
+  await run('python3', ['-m', 'pip', 'download', '-q', '--no-deps', '--no-binary', ':all:', '--disable-pip-version-check', '-d', files, 'future==0.18.3'], { env: { ...process.env, PIP_FIND_LINKS: '' } });
+  await run('python3', ['-m', 'pip', 'download', '-q', '--no-deps', '--only-binary', ':all:', '--python-version', '3.11', '--disable-pip-version-check', '-d', files, 'setuptools<76', 'wheel', 'urllib3==2.0.7'], { env: { ...process.env, PIP_FIND_LINKS: '' } });
+  const index = await simpleIndex((await readdir(files)).map((f) => join(files, f)));
+  const buildkitd = await startBuildkitd();
+  try {
+    const report = join(work, 'future-bk.json');
+    await writeFile(report, JSON.stringify({ SchemaVersion: 2, Results: [{ Target: 'Python', Class: 'lang-pkgs', Type: 'python-pkg', Vulnerabilities: [
+      { VulnerabilityID: 'GHSA-v3c5-jqr6-7qm8', PkgName: 'future', InstalledVersion: '0.18.2', FixedVersion: '0.18.3', Severity: 'HIGH' },
+      { VulnerabilityID: 'GHSA-g4mx-q9vg-27p4', PkgName: 'urllib3', PkgPath: `${venv}/urllib3-2.0.5.dist-info/METADATA`, InstalledVersion: '2.0.5', FixedVersion: '2.0.7', Severity: 'MODERATE' },
+    ] }] }));
+    const started = Date.now();
+    const result = await patchd(['patch', '-i', image, '-r', report, '--pkg-types', 'library', '--pypi-index', index.url, '--buildkit-addr', buildkitd.address, '--tag-suffix=-future-bk'], { allowFailure: true });
+    const elapsed = Date.now() - started;
+    assert.equal(result.code, 0, result.stderr.slice(-4000));
+    process.stdout.write(`# python e2e: BuildKit pip fallback (future from source) + urllib3 wheel took ${elapsed} ms\n`);
+    assert.match(result.stdout, new RegExp(`^future \\(pypi, ${venv}\\) 0\\.18\\.2 -> 0\\.18\\.3 `, 'm'));
+    assert.match(result.stdout, new RegExp(`^urllib3 \\(pypi, ${venv}\\) 2\\.0\\.5 -> 2\\.0\\.7 `, 'm'));
+    assert.ok(index.requested.includes('/files/urllib3-2.0.7-py3-none-any.whl'), 'the urllib3 wheel, installed in-process, came from the private index');
+    assert.ok(index.requested.includes('/files/future-0.18.3.tar.gz'), `pip in BuildKit fetched the sdist from the private index: ${index.requested.join(' ')}`);
+    assert.equal((await manifestOf(`${image}-future-bk`)).layers.length, 2, 'one layer for the in-process wheel and the BuildKit diff');
+    const root = await unpack(`${image}-future-bk`, 'future-bk');
+    assert.deepEqual(await distInfos(join(root, venv), 'future'), ['future-0.18.3.dist-info']);
+    assert.equal((await readFile(join(root, venv, 'future-0.18.3.dist-info/INSTALLER'), 'utf8')).trim(), 'pip');
+    const got = await inRoot(root, ['/opt/app/venv/bin/python', '-c', 'import future, importlib.metadata as md; print(future.__version__, md.version("urllib3"))']);
+    assert.equal(got.stdout.trim(), '0.18.3 2.0.7');
+    const pycs = (await run('find', [join(root, venv), '-name', '*.pyc'])).stdout.trim();
+    assert.equal(pycs, '', 'pip ran with --no-compile and without writing its own bytecode');
+    assert.match(await readFile(join(root, 'opt/app/venv/bin/futurize'), 'utf8'), /^#!\/opt\/app\/venv\/bin\/python\n/);
+  } finally {
+    await buildkitd.stop();
+    await index.close();
   }
 });

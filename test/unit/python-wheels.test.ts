@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { MockAgent } from 'undici';
+import { image } from '../../src/executors/buildkit/llb.js';
+import type { OpBody } from '../../src/executors/buildkit/proto/ops.js';
+import { pipInstall } from '../../src/executors/buildkit/strategies/pip.js';
 import { ImageFilesystem } from '../../src/image/filesystem.js';
 import { createLayerBuilder } from '../../src/image/layer-builder.js';
 import { PythonError } from '../../src/executors/python/errors.js';
@@ -378,4 +381,30 @@ test('the index client: per-version JSON, the project JSON when a mirror lacks i
   await assert.rejects(downloadVerified(index, { filename: 'a.whl', url: 'https://files.example/a.whl', sha256: 'ff'.repeat(32), yanked: false }, dest, agent), (e: unknown) => e instanceof PythonError && e.code === 'DIGEST_MISMATCH');
   await assert.rejects(downloadVerified(index, { filename: 'a.whl', url: 'https://files.example/a.whl', yanked: false }, dest, agent), (e: unknown) => e instanceof PythonError && e.code === 'INDEX_INVALID');
   await agent.close();
+});
+
+test('the BuildKit pip step: the image\'s interpreter, exact pins, no deps/bytecode/cache, /tmp a tmpfs, credentials only in a read-only netrc mount; unsafe values refused', () => {
+  const base = image('registry.example/app@sha256:' + 'a'.repeat(64), { platform: { architecture: 'arm64', os: 'linux' } });
+  const execOf = (state: ReturnType<typeof pipInstall>) => state.node.body as Extract<OpBody, { kind: 'exec' }>;
+  const plain = execOf(pipInstall(base, [{ interpreter: '/opt/app/venv/bin/python', requirements: [{ name: 'future', version: '0.18.3' }] }], { url: 'https://pypi.org/simple/' }));
+  assert.deepEqual(plain.args, ['/opt/app/venv/bin/python', '-m', 'pip', 'install', '--no-deps', '--no-compile', '--no-cache-dir', '--disable-pip-version-check', '--no-input', '--index-url', 'https://pypi.org/simple/', 'future==0.18.3']);
+  assert.ok(plain.env.includes('PYTHONDONTWRITEBYTECODE=1'));
+  assert.deepEqual(plain.mounts.map((m) => [m.dest, m.kind]), [['/', 'bind'], ['/tmp', 'tmpfs']]);
+
+  const system = pipInstall(base, [{ interpreter: '/usr/bin/python3.11', breakSystemPackages: true, requirements: [{ name: 'PyYAML', version: '6.0' }] }], { url: 'https://pypi.internal/simple/', credentials: { login: 'ci', password: 's3cret' } });
+  const run = execOf(system);
+  assert.deepEqual(run.args.slice(-2), ['--break-system-packages', 'PyYAML==6.0']);
+  assert.ok(!run.args.join(' ').includes('s3cret') && !run.env.join(' ').includes('s3cret'), 'the secret is neither an argument nor in the environment');
+  assert.ok(run.env.includes('NETRC=/tmp/patchd-pip/netrc'));
+  const auth = run.mounts.find((m) => m.dest === '/tmp/patchd-pip');
+  assert.ok(auth && auth.kind === 'bind' && auth.readonly === true);
+  const netrc = system.node.inputs.map((i) => i.node.body).find((b): b is Extract<OpBody, { kind: 'mkfile' }> => b.kind === 'mkfile');
+  assert.equal(netrc?.data.toString(), 'machine pypi.internal login ci password s3cret\n');
+
+  const refused = (f: () => unknown) => assert.throws(f, (e: unknown) => (e as { code?: string }).code === 'BUILD_REQUEST_INVALID');
+  refused(() => pipInstall(base, [{ interpreter: '/usr/bin/python3', requirements: [{ name: 'x; rm -rf /', version: '1' }] }], { url: 'https://pypi.org/simple/' }));
+  refused(() => pipInstall(base, [{ interpreter: '/usr/bin/python3', requirements: [{ name: 'x', version: '1 --index-url=http://evil' }] }], { url: 'https://pypi.org/simple/' }));
+  refused(() => pipInstall(base, [{ interpreter: '/usr/../bin/sh', requirements: [{ name: 'x', version: '1' }] }], { url: 'https://pypi.org/simple/' }));
+  refused(() => pipInstall(base, [{ interpreter: '/usr/bin/python3', requirements: [{ name: 'x', version: '1' }] }], { url: 'https://user:pw@pypi.org/simple/' }));
+  refused(() => pipInstall(base, [{ interpreter: '/usr/bin/python3', requirements: [{ name: 'x', version: '1' }] }], { url: 'file:///etc/' }));
 });

@@ -106,7 +106,11 @@ async function installOne(ctx: LibraryInstallContext, library: PlannedLibrary, p
     const why = `no wheel of ${library.name} ${library.to} fits ${python} on ${platform}${libc.family === 'unknown' ? ' (C library not identified)' : ''} (${wheels === 0 ? 'the index has only source distributions' : `none of its ${wheels} wheels match`}): pip must build it in the image`;
     const pip = pipTargetFor(place);
     if (typeof pip === 'string') throw new PythonError(place.pip ? 'INSTALL_UNSUPPORTED' : 'PIP_MISSING', `${why}, but ${pip}`);
-    pipTargets.set(library, pip);
+    // pip writes its own interpreter path into the scripts it makes: run the one the old scripts name, so they keep their shebang.
+    const old = await readOldInstall(ctx.base, place, library.path);
+    const named = old.scriptShebang?.executable;
+    const sameInterpreter = named && named.startsWith('/') && ctx.base.realpath(named) !== undefined && ctx.base.realpath(named) === ctx.base.realpath(pip.interpreter);
+    pipTargets.set(library, sameInterpreter ? { ...pip, interpreter: named } : pip);
     return { kind: 'deferred', why, bytes };
   }
 

@@ -62,7 +62,7 @@ export async function describePlace(fs: ImageFilesystem, inventory: Inventory, l
 
   const short = `${version.major}.${version.minor}`;
   const candidates = venv
-    ? [`${venv.root}/bin/python${short}`, `${venv.root}/bin/python${version.major}`, `${venv.root}/bin/python`]
+    ? [`${venv.root}/bin/python`, `${venv.root}/bin/python${version.major}`, `${venv.root}/bin/python${short}`]
     : [
       ...(prefix !== undefined ? [`${prefix}/bin/python${short}`] : []),
       // Debian's pip installs into /usr/local/lib/python3.X/dist-packages for the distribution's /usr/bin/python3.X.
