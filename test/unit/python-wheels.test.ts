@@ -12,6 +12,9 @@ import { pipInstall } from '../../src/executors/buildkit/strategies/pip.js';
 import { ImageFilesystem } from '../../src/image/filesystem.js';
 import { createLayerBuilder } from '../../src/image/layer-builder.js';
 import { PythonError } from '../../src/executors/python/errors.js';
+import { pythonExecutor } from '../../src/executors/python/executor.js';
+import { silentLogger } from '../../src/lib/log.js';
+import type { PlannedLibrary } from '../../src/plan/types.js';
 import { installWheel, readOldInstall } from '../../src/executors/python/install.js';
 import { describePlace, imageLibc } from '../../src/executors/python/interpreter.js';
 import { downloadVerified, releaseFiles, simpleIndexUrl } from '../../src/executors/python/package-index.js';
@@ -407,4 +410,63 @@ test('the BuildKit pip step: the image\'s interpreter, exact pins, no deps/bytec
   refused(() => pipInstall(base, [{ interpreter: '/usr/../bin/sh', requirements: [{ name: 'x', version: '1' }] }], { url: 'https://pypi.org/simple/' }));
   refused(() => pipInstall(base, [{ interpreter: '/usr/bin/python3', requirements: [{ name: 'x', version: '1' }] }], { url: 'https://user:pw@pypi.org/simple/' }));
   refused(() => pipInstall(base, [{ interpreter: '/usr/bin/python3', requirements: [{ name: 'x', version: '1' }] }], { url: 'file:///etc/' }));
+});
+
+test('the executor: a fitting wheel installed in-process, a source-only release deferred to pip (or failed without pip), a Requires-Python miss failed', async () => {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  const idx = agent.get('https://idx.example');
+  const wheel = wheelBytes(newWheel, 'demo-2.0.dist-info');
+  const sha = createHash('sha256').update(wheel).digest('hex');
+  const release = (version: string, files: object[]) => JSON.stringify({ info: { name: 'demo', version }, urls: files });
+  idx.intercept({ path: '/pypi/demo/2.0/json' }).reply(200, release('2.0', [{ filename: 'demo-2.0-py3-none-any.whl', url: '../../../files/demo-2.0-py3-none-any.whl', digests: { sha256: sha }, requires_python: '>=3.8', yanked: false }]));
+  idx.intercept({ path: '/files/demo-2.0-py3-none-any.whl' }).reply(200, wheel);
+  idx.intercept({ path: '/pypi/demo/3.0/json' }).reply(200, release('3.0', [{ filename: 'demo-3.0.tar.gz', url: '/files/demo-3.0.tar.gz', digests: { sha256: 'ab'.repeat(32) }, requires_python: '>=3.8', yanked: false }]));
+  idx.intercept({ path: '/pypi/demo/4.0/json' }).reply(200, release('4.0', [{ filename: 'demo-4.0-py3-none-any.whl', url: '/files/demo-4.0-py3-none-any.whl', digests: { sha256: 'cd'.repeat(32) }, requires_python: '>=3.12', yanked: false }]));
+  const library = (to: string): PlannedLibrary => ({ ecosystem: 'pypi', name: 'demo', from: '1.0', to, path: `${site}/demo-1.0.dist-info/METADATA`, location: site, reasons: ['TEST-1'], executor: 'buildkit' });
+  const fs = await oldImage();
+  const builder = createLayerBuilder({ tmpDir: work });
+  const ctx = {
+    base: fs, inventory: emptyInventory, builder, platform: { os: 'linux', architecture: 'arm64' },
+    indexes: { pypi: { url: 'https://idx.example/pypi' }, npm: { url: 'x' }, goProxy: { url: 'x' }, nuget: { url: 'x' } },
+    dispatcher: agent, tmpDir: work, logger: silentLogger(),
+  };
+  try {
+    const result = await pythonExecutor.installInProcess(ctx, [library('2.0'), library('3.0'), library('4.0')]);
+    assert.deepEqual(result.applied.map((l) => l.to), ['2.0']);
+    assert.ok(result.bytesDownloaded >= wheel.length);
+    assert.ok(builder.has(`${site}/demo-2.0.dist-info/RECORD`));
+    assert.deepEqual(result.deferred, []);
+    const failures = Object.fromEntries(result.failed.map((f) => [f.library.to, f.error as PythonError]));
+    // The image has no pip for /usr/bin/python3.11: a source-only release cannot be built there.
+    assert.equal(failures['3.0']?.code, 'PIP_MISSING');
+    assert.match(failures['3.0']!.message, /^no wheel of demo 3\.0 fits Python 3\.11 on manylinux_2_\d+_aarch64|^no wheel of demo 3\.0 fits Python 3\.11 on linux_aarch64 \(C library not identified\)/);
+    assert.match(failures['3.0']!.message, /the image has no pip for \/usr\/bin\/python3\.11$/);
+    assert.equal(failures['4.0']?.code, 'REQUIRES_PYTHON');
+    assert.equal(failures['4.0']!.message, "demo 4.0 requires Python >=3.12, but the image's interpreter for /usr/local/lib/python3.11/site-packages (/usr/bin/python3.11) is Python 3.11");
+
+    // pip exists, but /usr/bin/python3.11 does not install into /usr/local/lib/python3.11/site-packages: not pointed there by force.
+    const elsewhere = await oldImage(oldRecordRows(), [{ path: 'usr/lib/python3/dist-packages/pip/__init__.py', content: '' }]);
+    idx.intercept({ path: '/pypi/demo/3.0/json' }).reply(200, release('3.0', [{ filename: 'demo-3.0.tar.gz', url: '/files/demo-3.0.tar.gz', digests: { sha256: 'ab'.repeat(32) }, requires_python: '>=3.8', yanked: false }]));
+    const refused = await pythonExecutor.installInProcess({ ...ctx, base: elsewhere }, [library('3.0')]);
+    assert.equal((refused.failed[0]?.error as PythonError | undefined)?.code, 'INSTALL_UNSUPPORTED');
+    assert.match(refused.failed[0]!.error.message, /pip of \/usr\/bin\/python3\.11 does not install into \/usr\/local\/lib\/python3\.11\/site-packages by default/);
+
+    // The interpreter of that prefix, with pip: the source-only release is deferred to BuildKit, run by that interpreter.
+    const withPip = await oldImage(oldRecordRows(), [
+      { path: 'usr/local/bin/python3.11', content: 'ELF', mode: 0o755 },
+      { path: `${site}/pip/__init__.py`, content: '' },
+      { path: 'usr/local/lib/python3.11/EXTERNALLY-MANAGED', content: '[externally-managed]\n' },
+    ]);
+    idx.intercept({ path: '/pypi/demo/3.0/json' }).reply(200, release('3.0', [{ filename: 'demo-3.0.tar.gz', url: '/files/demo-3.0.tar.gz', digests: { sha256: 'ab'.repeat(32) }, requires_python: '>=3.8', yanked: false }]));
+    const deferredRun = await pythonExecutor.installInProcess({ ...ctx, base: withPip }, [library('3.0')]);
+    assert.equal(deferredRun.deferred.length, 1, JSON.stringify(deferredRun.failed.map((f) => f.error.message)));
+    assert.match(deferredRun.deferred[0]!.why, /the index has only source distributions\): pip must build it in the image$/);
+    const state = pythonExecutor.buildkitSteps!(image('registry.example/app@sha256:' + 'a'.repeat(64), { platform: { architecture: 'arm64', os: 'linux' } }), [deferredRun.deferred[0]!.library], { ...ctx, base: withPip });
+    const run = state.node.body as Extract<OpBody, { kind: 'exec' }>;
+    assert.deepEqual([run.args[0], ...run.args.slice(-4)], ['/usr/local/bin/python3.11', '--index-url', 'https://idx.example/simple/', '--break-system-packages', 'demo==3.0']);
+  } finally {
+    await builder.dispose();
+    await agent.close();
+  }
 });

@@ -83,7 +83,9 @@ export async function describePlace(fs: ImageFilesystem, inventory: Inventory, l
     `usr/lib/python${version.major}/dist-packages`, `usr/lib64/python${short}/site-packages`,
   ];
   const pip = [sitePackages, ...systemSites].some((dir) => fs.stat(`${dir}/pip/__init__.py`)?.type === 'file');
-  const externallyManaged = !venv && stdlibs.some((l) => fs.stat(`${l}/EXTERNALLY-MANAGED`) !== undefined);
+  // PEP 668's marker sits in the interpreter's own stdlib directory.
+  const interpreterPrefix = interpreter ? posix.dirname(posix.dirname(interpreter)) : prefix;
+  const externallyManaged = !venv && interpreterPrefix !== undefined && fs.stat(posix.join(interpreterPrefix === '.' ? '' : interpreterPrefix, `lib/python${short}/EXTERNALLY-MANAGED`)) !== undefined;
 
   return {
     sitePackages, ...(prefix !== undefined ? { prefix } : {}), ...(venv ? { venv } : {}),
