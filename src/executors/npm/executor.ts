@@ -183,6 +183,10 @@ async function installIntoProject(ctx: LibraryInstallContext, root: string, grou
         else ctx.logger.warn({ lockfile: lock.path, location: c.place.location }, 'npm lockfile has no entry for the patched package; left as it is');
       }
       applied.push(c.library);
+      const scripts = (contents.manifest['scripts'] ?? {}) as Record<string, unknown>;
+      if (locked.hasInstallScript || ['preinstall', 'install', 'postinstall'].some((k) => typeof scripts[k] === 'string')) {
+        ctx.logger.warn({ name: c.library.name, to: c.library.to, dir: c.place.dir }, 'npm package has install scripts, which are not run (as npm --ignore-scripts): a native addon is not rebuilt');
+      }
       ctx.logger.info({ name: c.library.name, from: c.library.from, to: c.library.to, dir: c.place.dir, integrity: tarball.integrity }, 'npm package installed in-process');
     } catch (error) {
       failed.push({ library: c.library, error: asError(error) });
@@ -275,7 +279,7 @@ async function planFallback(ctx: LibraryInstallContext, deferred: readonly Defer
     return { deferred: [], failed };
   }
   const plan: FallbackPlan = { tooling, registry: ctx.indexes.npm.url, projects: new Map(), globals: new Map() };
-  const manifests = new Map<string, { doc: JsonDocument; mode: number }>();
+  const manifests = new Map<string, JsonDocument>();
   for (const d of deferred) {
     const place = placeOf(d.library.path)!;
     const spec = { name: d.library.name, version: d.library.to };
@@ -297,14 +301,14 @@ async function planFallback(ctx: LibraryInstallContext, deferred: readonly Defer
         const entry = ctx.base.entryAt(manifestPath);
         const text = entry?.type === 'file' ? (await ctx.base.readFile(manifestPath))?.toString('utf8') : undefined;
         if (text === undefined) throw new NpmError('NPM_PROJECT_UNSUPPORTED', `${d.why}; ${place.root || '/'} has no package.json to put npm overrides in`);
-        project = { doc: parseJsonDocument(text, manifestPath), mode: entry!.mode };
+        project = parseJsonDocument(text, manifestPath);
         manifests.set(place.root, project);
       }
-      addOverride(project.doc, d.library);
+      addOverride(project, d.library);
       const existing = plan.projects.get(place.root);
       plan.projects.set(place.root, {
-        dir: `/${place.root}`, packageJson: { content: formatJsonDocument(project.doc), mode: project.mode },
-        omit: omitted(ctx, place.root, project.doc.data), packages: [...(existing?.packages ?? []), spec], libraries: [...(existing?.libraries ?? []), d.library],
+        dir: `/${place.root}`, packageJson: formatJsonDocument(project),
+        omit: omitted(ctx, place.root, project.data), packages: [...(existing?.packages ?? []), spec], libraries: [...(existing?.libraries ?? []), d.library],
       });
       kept.push(d);
     } catch (error) {

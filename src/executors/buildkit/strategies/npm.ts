@@ -1,12 +1,12 @@
 import { BuildkitError } from '../errors.js';
-import type { LlbState } from '../llb.js';
+import { scratchFile, type LlbState } from '../llb.js';
 
 /** An npm project to reinstall with new overrides in its package.json. */
 export interface NpmProjectInstall {
   /** Absolute directory of the project inside the image. */
   readonly dir: string;
-  /** The project's package.json with the `overrides` added, and the file's mode. */
-  readonly packageJson: { readonly content: string; readonly mode: number };
+  /** The project's package.json with the `overrides` added (written over the old one, its owner and mode kept). */
+  readonly packageJson: string;
   /** Dependency types the image left out when it was built (`--omit=dev`). */
   readonly omit: readonly ('dev' | 'optional' | 'peer')[];
   /** For the step's name in BuildKit's progress. */
@@ -45,12 +45,17 @@ const commonFlags = ['--ignore-scripts', '--no-audit', '--no-fund'];
  * one `npm install --ignore-scripts`; global packages are reinstalled with
  * `npm install -g` under their prefix. Every value passed to npm is checked
  * first: names, versions, directories and the registry URL.
+ *
+ * All of it is one exec (the patch is the difference between `base` and one
+ * op, so it exports as one layer): a fixed node script reads the plan from a
+ * read-only mount, writes each package.json in place (its owner and mode
+ * kept) and runs npm-cli.js with argument arrays, never through a shell.
  */
 export function npmInstall(base: LlbState, options: NpmInstallOptions): LlbState {
   for (const path of [options.node, options.npmCli]) checkPath(path);
   const registry = checkRegistry(options.registry);
-  const env = npmEnv(options.node);
-  let state = base;
+  const steps: { dir: string; packageJson?: string; args: string[] }[] = [];
+  const names: string[] = [];
   for (const project of options.projects) {
     checkPath(project.dir);
     for (const p of project.packages) checkPackage(p);
@@ -58,24 +63,37 @@ export function npmInstall(base: LlbState, options: NpmInstallOptions): LlbState
       if (o !== 'dev' && o !== 'optional' && o !== 'peer') throw new BuildkitError('BUILD_REQUEST_INVALID', `refusing to pass --omit=${JSON.stringify(o)} to npm`);
       return `--omit=${o}`;
     });
-    const what = project.packages.map((p) => `${p.name}@${p.version}`).join(' ');
-    state = state.mkfile(`${project.dir}/package.json`, project.packageJson.mode & 0o7777, project.packageJson.content, `overrides for ${what} in ${project.dir}/package.json`);
-    state = state.run({
-      args: [options.node, options.npmCli, 'install', ...commonFlags, ...omit, `--registry=${registry}`],
-      cwd: project.dir, env, mounts: [npmCache], name: `npm install (overrides ${what}) in ${project.dir}`,
-    });
+    steps.push({ dir: project.dir, packageJson: project.packageJson, args: ['install', ...commonFlags, ...omit, `--registry=${registry}`] });
+    names.push(`${project.packages.map((p) => `${p.name}@${p.version}`).join(' ')} in ${project.dir}`);
   }
   for (const global of options.globals) {
     checkPath(global.prefix);
     for (const p of global.packages) checkPackage(p);
     const specs = global.packages.map((p) => `${p.name}@${p.version}`);
-    state = state.run({
-      args: [options.node, options.npmCli, 'install', '--global', `--prefix=${global.prefix}`, ...commonFlags, `--registry=${registry}`, ...specs],
-      cwd: '/', env, mounts: [npmCache], name: `npm install -g ${specs.join(' ')}`,
-    });
+    steps.push({ dir: '/', args: ['install', '--global', `--prefix=${global.prefix}`, ...commonFlags, `--registry=${registry}`, ...specs] });
+    names.push(`-g ${specs.join(' ')}`);
   }
-  return state;
+  if (steps.length === 0) return base;
+  const plan = scratchFile('/plan.json', JSON.stringify({ npmCli: options.npmCli, steps }), 'npm plan');
+  return base.run({
+    args: [options.node, '-e', runPlan, `${planMount}/plan.json`],
+    env: npmEnv(options.node), mounts: [npmCache, { kind: 'bind', dest: planMount, state: plan, readonly: true }],
+    name: `npm install (overrides, --ignore-scripts): ${names.join('; ')}`,
+  });
 }
+
+const planMount = '/.patchd-npm';
+
+/** Runs with the image's node, however old: plain CommonJS, no newer syntax. */
+const runPlan = [
+  "var fs = require('fs'), cp = require('child_process');",
+  "var plan = JSON.parse(fs.readFileSync(process.argv[1], 'utf8'));",
+  'plan.steps.forEach(function (step) {',
+  "  if (typeof step.packageJson === 'string') fs.writeFileSync(step.dir + '/package.json', step.packageJson);",
+  "  var r = cp.spawnSync(process.execPath, [plan.npmCli].concat(step.args), { cwd: step.dir, stdio: 'inherit' });",
+  "  if (r.status !== 0) { console.error('patchd: npm ' + step.args.join(' ') + ' failed in ' + step.dir); process.exit(r.status || 1); }",
+  '});',
+].join('\n');
 
 const namePattern = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*$/i;
 const versionPattern = /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
