@@ -43,7 +43,7 @@ export const goExecutor: LibraryExecutor = {
     const fail = (group: readonly PlannedLibrary[], error: Error) => { for (const library of group) failed.push({ library, error }); };
     const tooling = ctx.toolingImages?.go;
     if (!tooling) {
-      fail(libraries, new GoError('GO_TOOLING_NOT_CONFIGURED', 'Go module updates and binary rebuilds run the go command in a Go tooling image: configure one (buildkit.toolingImages.go, or --go-tooling-image)'));
+      fail(libraries, new GoError('GO_TOOLING_NOT_CONFIGURED', 'Go module updates and binary rebuilds run the go command in a Go tooling image through BuildKit: configure one (buildkit.toolingImages.go, or --go-tooling-image with --buildkit-addr)'));
       return { applied: [], deferred: [], failed, bytesDownloaded: 0 };
     }
     const proxy = ctx.indexes.goProxy;
