@@ -249,6 +249,7 @@ describe('lockfiles', () => {
     const entry = (JSON.parse(out) as { dependencies: Record<string, Record<string, unknown>> }).dependencies['minimist']!;
     assert.deepEqual(entry, { version: '0.2.4', resolved: next.resolved, integrity: 'sha512-NEW==', requires: { 'tiny-dep': '^1.0.0', opt: '^2' } });
     assert.equal(updateLockfile(doc.data, 'node_modules/absent', next), false);
+    assert.equal(updateLockfile({ packages: { 'node_modules/w': { resolved: 'packages/w', link: true } } }, 'node_modules/w', next), false, 'a workspace link is not a registry package');
   });
 });
 

@@ -51,7 +51,8 @@ export interface LockedVersion {
 export function updateLockfile(data: Record<string, unknown>, location: string, next: LockedVersion): boolean {
   let changed = false;
   const packages = data['packages'];
-  if (isObject(packages) && isObject(packages[location])) {
+  // A link entry (`link: true`) is a symlink to a workspace, not a registry package's place.
+  if (isObject(packages) && isObject(packages[location]) && packages[location]['link'] !== true) {
     packages[location] = packageEntry(packages[location], next);
     changed = true;
   }
