@@ -14,7 +14,7 @@ import { libraryExecutors } from './library-executors.js';
  * The library step: every planned library upgrade lands in the same single
  * patch layer as the OS step's changes. Each ecosystem's executor installs
  * in-process what it can install exactly; the rest runs its package tool in
- * one BuildKit build whose diff is merged in. The result is verified by
+ * BuildKit (one build per ecosystem) and its diff is merged in. The result is verified by
  * re-scanning the patched image.
  */
 export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): Promise<PlatformResult> {
@@ -44,7 +44,7 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
       failed.push(...result.failed);
     }
 
-    // What in-process cannot do exactly: the package tools, in one BuildKit build on the original image.
+    // What in-process cannot do exactly: the package tools, in BuildKit on the original image.
     const deferred = results.filter((r) => r.result.deferred.length > 0);
     const viaBuildkit: PlannedLibrary[] = [];
     if (deferred.length > 0) {
@@ -53,14 +53,13 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
         const why = deps.buildkit ? `patchd has no BuildKit strategy for ${r.executor.ecosystem} yet` : 'no BuildKit daemon is configured: --buildkit-addr';
         for (const d of r.result.deferred) failed.push({ library: d.library, error: new PipelineError('EXECUTOR_UNAVAILABLE', `${d.why}, which needs BuildKit (${why})`) });
       }
-      if (runnable.length > 0) {
+      // One build per ecosystem: BuildKit exports the diff over a chain of execs as one layer per exec, and each executor's steps are one exec.
+      for (const r of runnable) {
+        const libs = r.result.deferred.map((d) => d.library);
         const run = buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options);
-        const layer = await buildPatchLayer(run, (base) => ({
-          lower: base,
-          upper: runnable.reduce((state, r) => r.executor.buildkitSteps!(state, r.result.deferred.map((d) => d.library), install), base),
-        }), gzipLayerMediaTypeFor(manifest.mediaType));
+        const layer = await buildPatchLayer(run, (base) => ({ lower: base, upper: r.executor.buildkitSteps!(base, libs, install) }), gzipLayerMediaTypeFor(manifest.mediaType));
         await mergeLayerInto(builder, layer);
-        viaBuildkit.push(...runnable.flatMap((r) => r.result.deferred.map((d) => d.library)));
+        viaBuildkit.push(...libs);
       }
     }
 

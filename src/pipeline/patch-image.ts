@@ -31,6 +31,12 @@ export type { PackageMirrors, PatchDependencies, PatchOptions, PatchOutcome, Pkg
 const capturedPaths = /^(etc\/|var\/lib\/dpkg\/|usr\/share\/keyrings\/|usr\/lib\/os-release$|var\/cache\/debconf\/config\.dat$)/;
 
 /**
+ * With library patching, also what the library executors read back: install
+ * records, venv configs, npm manifests and lockfiles, .NET deps.json, go.mod.
+ */
+const capturedLibraryPaths = /(\.dist-info\/(RECORD|REQUESTED|entry_points\.txt|WHEEL)|\.egg-info\/installed-files\.txt|(^|\/)pyvenv\.cfg|(^|\/)package(-lock)?\.json|(^|\/)(yarn\.lock|pnpm-lock\.yaml)|\.deps\.json|(^|\/)go\.(mod|sum|work))$/;
+
+/**
  * resolve → scan → plan → build → verify → publish for one reference. A
  * multi-platform index is patched per platform and re-published as an index
  * whose unpatched platforms keep their digests.
@@ -92,11 +98,12 @@ async function patchPlatform(
   }
 
   options.onProgress?.({ stage: 'scan', detail: platform });
-  const { fs, inventory } = await scanLayers(image.layers, { capture: (p) => capturedPaths.test(p), maxCaptureBytes: 4 * 2 ** 20, logger, tmpDir: workDir });
+  const pkgTypes = options.pkgTypes ?? { os: true, library: false };
+  const capture = (p: string) => capturedPaths.test(p) || (pkgTypes.library && capturedLibraryPaths.test(p));
+  const { fs, inventory } = await scanLayers(image.layers, { capture, maxCaptureBytes: 4 * 2 ** 20, logger, tmpDir: workDir });
   const advisories = options.advisories ?? {};
   const findings = collectFindings(inventory, advisories);
   const scanned = { findings, inventory: { ...(inventory.os ? { os: inventory.os } : {}), warnings: inventory.warnings, packages: inventory.packages.length } };
-  const pkgTypes = options.pkgTypes ?? { os: true, library: false };
 
   options.onProgress?.({ stage: 'plan', detail: platform });
   let libraries: { upgrades: PlannedLibrary[]; skipped: SkippedPackage[] } = { upgrades: [], skipped: [] };
