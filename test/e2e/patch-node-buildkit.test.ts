@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
 import { startBuildkitd, type RunningBuildkitd } from '../harness/buildkitd.js';
 import { pushRootfsImage } from '../harness/fixture-image.js';
+import { startNpmMirror, type NpmMirror } from '../harness/package-indexes.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
 import { run } from '../harness/tools.js';
 
@@ -30,30 +27,7 @@ let buildkitd: RunningBuildkitd;
 let work: string;
 let image: string;
 let pushed: { digest: string; layerDigest: string };
-let mirror: { url: string; requests: string[]; close(): Promise<void> };
-
-/** A loopback npm registry mirror in front of registry.npmjs.org. */
-async function startNpmMirror(): Promise<typeof mirror> {
-  const requests: string[] = [];
-  let self = '';
-  const server: Server = createServer((req, res) => {
-    requests.push(req.url ?? '');
-    const upstream = `https://registry.npmjs.org${req.url ?? '/'}`;
-    fetch(upstream, { headers: { accept: req.headers.accept ?? '*/*' } }).then(async (answer) => {
-      const type = answer.headers.get('content-type') ?? 'application/octet-stream';
-      if (type.includes('json')) {
-        const body = (await answer.text()).replaceAll('https://registry.npmjs.org/', `${self}/`);
-        res.writeHead(answer.status, { 'content-type': type }).end(body);
-        return;
-      }
-      res.writeHead(answer.status, { 'content-type': type });
-      await pipeline(Readable.fromWeb(answer.body! as import('node:stream/web').ReadableStream), res);
-    }).catch((error: unknown) => { res.destroy(error as Error); });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  self = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url: self, requests, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }) };
-}
+let mirror: NpmMirror;
 
 const fixture = async (what: string) => (await run('bash', [join(repoRoot, 'test/fixtures/build-node-app.sh'), what], { timeoutMs: 30 * 60_000 })).stdout.trim().split('\n').at(-1)!;
 

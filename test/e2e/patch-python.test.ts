@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startBuildkitd } from '../harness/buildkitd.js';
 import { appLayersDir, pushRootfsImage } from '../harness/fixture-image.js';
+import { startSimpleIndex } from '../harness/package-indexes.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
-import { freePort, run } from '../harness/tools.js';
+import { run } from '../harness/tools.js';
 
 // Python libraries patched for real, in-process: an image built here from
 // Debian's python3 with pip-installed libraries in /usr/local (Debian's
@@ -208,59 +206,13 @@ test('an arm64 image (pure-Python site-packages and a venv, config architecture 
   }
 });
 
-/**
- * A PEP 503 / PEP 691 simple index on loopback serving the given files (what
- * a private index offers): JSON to clients that ask for it (patchd), HTML to
- * the rest; every request is logged.
- */
-async function simpleIndex(files: readonly string[]): Promise<{ url: string; requested: string[]; close(): Promise<void> }> {
-  const requested: string[] = [];
-  const projects = new Map<string, { filename: string; path: string; sha256: string }[]>();
-  for (const path of files) {
-    const filename = path.split('/').at(-1)!;
-    const project = filename.replace(/-\d.*$/, '').toLowerCase().replace(/[-_.]+/g, '-');
-    const sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
-    projects.set(project, [...(projects.get(project) ?? []), { filename, path, sha256 }]);
-  }
-  const server: Server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    requested.push(url);
-    const page = /^\/simple\/([^/]+)\/$/.exec(url);
-    if (page) {
-      const entries = projects.get(page[1]!);
-      if (!entries) { res.writeHead(404).end(); return; }
-      if ((req.headers.accept ?? '').includes('application/vnd.pypi.simple.v1+json')) {
-        const versions = [...new Set(entries.map((e) => /-(\d[^-]*?)(?:\.tar\.gz|-)/.exec(e.filename)![1]!))];
-        res.writeHead(200, { 'content-type': 'application/vnd.pypi.simple.v1+json' }).end(JSON.stringify({
-          meta: { 'api-version': '1.1' }, name: page[1], versions,
-          files: entries.map((e) => ({ filename: e.filename, url: `../../files/${e.filename}`, hashes: { sha256: e.sha256 } })),
-        }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!DOCTYPE html><html><body>${entries.map((e) => `<a href="../../files/${e.filename}#sha256=${e.sha256}">${e.filename}</a>`).join('\n')}</body></html>`);
-      return;
-    }
-    const file = /^\/files\/([^/]+)$/.exec(url);
-    const entry = file && [...projects.values()].flat().find((e) => e.filename === file[1]);
-    if (!entry) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': 'application/octet-stream' });
-    createReadStream(entry.path).pipe(res);
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${port}/simple`, requested,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
-  };
-}
-
 test('a source-only release goes to pip in BuildKit: the venv\'s own interpreter builds it from a private simple index, into the same one layer', { timeout: 30 * 60_000 }, async () => {
   // The private index: future's two source releases, the build backend pip's build isolation fetches, and a urllib3 wheel.
   const files = join(work, 'index-files');
   await run('python3', ['-m', 'pip', 'download', '-q', '--no-deps', '--no-binary', ':all:', '--disable-pip-version-check', '-d', files, 'future==0.18.2'], { env: { ...process.env, PIP_FIND_LINKS: '' } });
   await run('python3', ['-m', 'pip', 'download', '-q', '--no-deps', '--no-binary', ':all:', '--disable-pip-version-check', '-d', files, 'future==0.18.3'], { env: { ...process.env, PIP_FIND_LINKS: '' } });
   await run('python3', ['-m', 'pip', 'download', '-q', '--no-deps', '--only-binary', ':all:', '--python-version', '3.11', '--disable-pip-version-check', '-d', files, 'setuptools<76', 'wheel', 'urllib3==2.0.7'], { env: { ...process.env, PIP_FIND_LINKS: '' } });
-  const index = await simpleIndex((await readdir(files)).map((f) => join(files, f)));
+  const index = await startSimpleIndex((await readdir(files)).map((f) => join(files, f)));
   const buildkitd = await startBuildkitd();
   try {
     const report = join(work, 'future-bk.json');
