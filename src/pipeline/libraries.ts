@@ -28,6 +28,7 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
       base: fs, inventory, builder, logger, dispatcher: deps.dispatcher, tmpDir: workDir,
       platform: { os: image.config.os ?? 'linux', architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) },
       indexes: deps.packageIndexes ?? publicIndexes,
+      ...(options.executor === 'buildkit' ? { preferBuildkit: true } : {}),
       toolingImages: { ...(deps.buildkit?.toolingImages?.go ? { go: deps.buildkit.toolingImages.go } : {}), ...(deps.buildkit?.toolingImages?.dotnet ? { dotnet: deps.buildkit.toolingImages.dotnet } : {}) },
       ...(options.toolchainPatchLevel ? { toolchainPatchLevel: options.toolchainPatchLevel } : {}),
     };
@@ -48,9 +49,9 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
     const deferred = results.filter((r) => r.result.deferred.length > 0);
     const viaBuildkit: PlannedLibrary[] = [];
     if (deferred.length > 0) {
-      const runnable = deferred.filter((r) => r.executor.buildkitSteps && deps.buildkit);
+      const runnable = deferred.filter((r) => r.executor.buildkitSteps && deps.buildkit && options.executor !== 'inprocess');
       for (const r of deferred.filter((d) => !runnable.includes(d))) {
-        const why = deps.buildkit ? `patchd has no BuildKit strategy for ${r.executor.ecosystem} yet` : 'no BuildKit daemon is configured: --buildkit-addr';
+        const why = options.executor === 'inprocess' ? '--executor inprocess' : deps.buildkit ? `patchd has no BuildKit strategy for ${r.executor.ecosystem} yet` : 'no BuildKit daemon is configured: --buildkit-addr';
         for (const d of r.result.deferred) failed.push({ library: d.library, error: new PipelineError('EXECUTOR_UNAVAILABLE', `${d.why}, which needs BuildKit (${why})`) });
       }
       // One build per ecosystem: BuildKit exports the diff over a chain of execs as one layer per exec, and each executor's steps are one exec.

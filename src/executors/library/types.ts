@@ -21,6 +21,8 @@ export interface LibraryInstallContext {
   /** Scratch space for downloads. */
   readonly tmpDir: string;
   readonly logger: Logger;
+  /** `--executor buildkit`: hand every library the package tool can install to BuildKit, none in-process. */
+  readonly preferBuildkit?: boolean;
   /** Images BuildKit runs a language's own tools from (go: an image with a Go toolchain). */
   readonly toolingImages?: { readonly go?: string; readonly dotnet?: string };
   /** --toolchain-patch-level: how far a language toolchain may move (Go: stdlib fixes); unset, the tooling's own is used. */

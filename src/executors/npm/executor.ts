@@ -64,7 +64,8 @@ export const npmExecutor: LibraryExecutor = {
 
     // In-process only where every dependency is met; a deferral can unmeet another's, so repeat until stable.
     const view = imageNodeModules(ctx.base, ctx.inventory.packages.filter((p) => p.ecosystem === 'npm'));
-    let exact = [...candidates];
+    let exact = ctx.preferBuildkit ? [] : [...candidates];
+    if (ctx.preferBuildkit) for (const c of candidates) deferred.push({ library: c.library, why: `${c.library.name}@${c.library.to} in ${c.place.dir}: --executor buildkit` });
     for (let changed = true; changed;) {
       changed = false;
       view.planned = new Map(exact.map((c) => [`${c.place.dir}/package.json`, { name: c.library.name, version: c.library.to }]));

@@ -99,11 +99,13 @@ async function installOne(ctx: LibraryInstallContext, library: PlannedLibrary, p
   }
 
   const target = targetOf(place, libc, ctx.platform);
-  const chosen = selectWheel(usable, supportedTags(target));
+  const chosen = ctx.preferBuildkit ? undefined : selectWheel(usable, supportedTags(target));
   if (!chosen) {
     const wheels = usable.filter((f) => f.filename.endsWith('.whl')).length;
     const platform = linuxPlatformTags(target)[0] ?? `linux_${target.arch}`;
-    const why = `no wheel of ${library.name} ${library.to} fits ${python} on ${platform}${libc.family === 'unknown' ? ' (C library not identified)' : ''} (${wheels === 0 ? 'the index has only source distributions' : `none of its ${wheels} wheels match`}): pip must build it in the image`;
+    const why = ctx.preferBuildkit
+      ? `${library.name} ${library.to}: --executor buildkit runs the image's own pip`
+      : `no wheel of ${library.name} ${library.to} fits ${python} on ${platform}${libc.family === 'unknown' ? ' (C library not identified)' : ''} (${wheels === 0 ? 'the index has only source distributions' : `none of its ${wheels} wheels match`}): pip must build it in the image`;
     const pip = pipTargetFor(place);
     if (typeof pip === 'string') throw new PythonError(place.pip ? 'INSTALL_UNSUPPORTED' : 'PIP_MISSING', `${why}, but ${pip}`);
     // pip writes its own interpreter path into the scripts it makes: run the one the old scripts name, so they keep their shebang.
