@@ -4,7 +4,7 @@ import { Transform, type Readable } from 'node:stream';
 import type { FsEntry, ImageFilesystem } from '../../image/filesystem.js';
 import type { EntryMeta, LayerBuilder } from '../../image/layer-builder.js';
 import { readAllBytes } from '../../lib/streams.js';
-import type { ZipEntry } from '../../scan/sources/zip.js';
+import type { ZipEntry } from '../../lib/zip.js';
 import { PythonError } from './errors.js';
 import type { PythonPlace } from './interpreter.js';
 import { formatRecord, isWithin, parseRecord, recordHash, recordPathOf, resolveRecordPath, sha256Record, type RecordRow } from './record.js';

@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { readAllBytes } from '../../lib/streams.js';
 import { normalisePythonName } from '../../scan/inventory/readers/python.js';
-import { openZipEntry, readZipDirectory, type ZipEntry } from '../../scan/sources/zip.js';
+import { openZipEntry, readZipDirectory, type ZipEntry } from '../../lib/zip.js';
 import { comparePep440 } from '../../versions/pep440.js';
 import { PythonError } from './errors.js';
 import { parseRecord, type RecordRow } from './record.js';

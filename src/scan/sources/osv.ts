@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { codedError, type ErrorCodes } from '../../lib/errors.js';
 import { normalisePythonName } from '../inventory/readers/python.js';
-import { zipEntries } from './zip.js';
+import { zipEntries } from '../../lib/zip.js';
 
 /** OSV advisory data given to patchd (directories of records, all.zip files). */
 export const advisoryCodes = {

@@ -1,6 +1,12 @@
 import type { FileHandle } from 'node:fs/promises';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { createInflateRaw, inflateRawSync } from 'node:zlib';
+import { codedError, type ErrorCodes } from './errors.js';
+
+/** A zip archive that is damaged, hostile or of a kind we do not read. */
+export const zipCodes = { ZIP_INVALID: 'input' } as const satisfies ErrorCodes;
+export class ZipError extends codedError(zipCodes) {}
+const invalid = (message: string) => new ZipError('ZIP_INVALID', message);
 
 /** One file of a zip archive, as its central directory describes it. */
 export interface ZipEntry {
@@ -25,28 +31,31 @@ export async function readZipDirectory(file: FileHandle): Promise<ZipEntry[]> {
   const tail = Buffer.alloc(tailSize);
   await file.read(tail, 0, tailSize, size - tailSize);
   const eocd = tail.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  if (eocd < 0) throw new Error('not a zip file (no end of central directory)');
+  if (eocd < 0) throw invalid('not a zip file (no end of central directory)');
   let count = tail.readUInt16LE(eocd + 10);
   let cdSize = tail.readUInt32LE(eocd + 12);
   let cdOffset = tail.readUInt32LE(eocd + 16);
-  if (cdOffset === 0xffffffff || count === 0xffff) {
+  if (cdOffset === 0xffffffff || count === 0xffff || cdSize === 0xffffffff) {
     // ZIP64: the locator sits just before the classic record.
     const locator = eocd - 20;
-    if (locator < 0 || tail.readUInt32LE(locator) !== 0x07064b50) throw new Error('zip64 archive without a locator');
+    if (locator < 0 || tail.readUInt32LE(locator) !== 0x07064b50) throw invalid('zip64 archive without a locator');
     const record = Buffer.alloc(56);
     await file.read(record, 0, 56, Number(tail.readBigUInt64LE(locator + 8)));
+    if (record.readUInt32LE(0) !== 0x06064b50) throw invalid('damaged zip64 end of central directory record');
     count = Number(record.readBigUInt64LE(32));
     cdSize = Number(record.readBigUInt64LE(40));
     cdOffset = Number(record.readBigUInt64LE(48));
   }
-  if (cdOffset + cdSize > size) throw new Error('central directory lies beyond the end of the file');
+  if (cdOffset + cdSize > size) throw invalid('central directory lies beyond the end of the file');
+  if (cdSize > 64 * 2 ** 20) throw invalid(`central directory of ${cdSize} bytes is larger than 64 MiB`);
   const cd = Buffer.alloc(cdSize);
   await file.read(cd, 0, cdSize, cdOffset);
   const entries: ZipEntry[] = [];
   let at = 0;
   for (let i = 0; i < count; i++) {
-    if (at + 46 > cd.length || cd.readUInt32LE(at) !== 0x02014b50) throw new Error(`corrupt central directory at entry ${i}`);
+    if (at + 46 > cd.length || cd.readUInt32LE(at) !== 0x02014b50) throw invalid(`corrupt central directory at entry ${i}`);
     const madeBy = cd.readUInt8(at + 5);
+    const flags = cd.readUInt16LE(at + 8);
     const method = cd.readUInt16LE(at + 10);
     const crc32 = cd.readUInt32LE(at + 16);
     let compressed = cd.readUInt32LE(at + 20);
@@ -60,6 +69,7 @@ export async function readZipDirectory(file: FileHandle): Promise<ZipEntry[]> {
     const extra = cd.subarray(at + 46 + nameLength, at + 46 + nameLength + extraLength);
     ({ compressed, uncompressed, localOffset } = zip64Sizes(extra, { compressed, uncompressed, localOffset }));
     at += 46 + nameLength + extraLength + commentLength;
+    if (flags & 0x1) throw invalid(`zip entry ${name} is encrypted`);
     // Host 3 is Unix: the high 16 bits of the external attributes are st_mode.
     entries.push({ name, method, compressedSize: compressed, size: uncompressed, crc32, unixMode: madeBy === 3 ? (external >>> 16) & 0xffff : 0, localHeaderOffset: localOffset });
   }
@@ -70,7 +80,7 @@ export async function readZipDirectory(file: FileHandle): Promise<ZipEntry[]> {
 async function dataStart(file: FileHandle, entry: ZipEntry): Promise<number> {
   const local = Buffer.alloc(30);
   await file.read(local, 0, 30, entry.localHeaderOffset);
-  if (local.readUInt32LE(0) !== 0x04034b50) throw new Error(`corrupt local header for ${entry.name}`);
+  if (local.readUInt32LE(0) !== 0x04034b50) throw invalid(`corrupt local header for ${entry.name}`);
   return entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
 }
 
@@ -80,18 +90,18 @@ async function dataStart(file: FileHandle, entry: ZipEntry): Promise<number> {
  * cannot inflate past its declared size. The handle stays open.
  */
 export async function openZipEntry(file: FileHandle, entry: ZipEntry): Promise<Readable> {
-  if (entry.method !== 0 && entry.method !== 8) throw new Error(`zip entry ${entry.name} uses unsupported compression method ${entry.method}`);
+  if (entry.method !== 0 && entry.method !== 8) throw invalid(`zip entry ${entry.name} uses unsupported compression method ${entry.method}`);
   const start = await dataStart(file, entry);
   const raw = Readable.from(byteRange(file, start, entry.compressedSize));
   let seen = 0;
   const bounded = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
-      if (seen > entry.size) callback(new Error(`zip entry ${entry.name} inflates past its declared ${entry.size} bytes`));
+      if (seen > entry.size) callback(invalid(`zip entry ${entry.name} inflates past its declared ${entry.size} bytes`));
       else callback(null, chunk);
     },
     flush(callback) {
-      callback(seen === entry.size ? null : new Error(`zip entry ${entry.name} has ${seen} bytes, not the declared ${entry.size}`));
+      callback(seen === entry.size ? null : invalid(`zip entry ${entry.name} has ${seen} bytes, not the declared ${entry.size}`));
     },
   });
   const done = () => undefined;
@@ -103,7 +113,7 @@ async function* byteRange(file: FileHandle, start: number, length: number): Asyn
   for (let at = 0; at < length;) {
     const chunk = Buffer.alloc(Math.min(64 * 1024, length - at));
     const { bytesRead } = await file.read(chunk, 0, chunk.length, start + at);
-    if (bytesRead === 0) throw new Error('zip entry data ends early (truncated archive)');
+    if (bytesRead === 0) throw invalid('zip entry data ends early (truncated archive)');
     at += bytesRead;
     yield bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead);
   }
@@ -118,12 +128,12 @@ export async function* zipEntries(file: FileHandle, maxEntryBytes = 16 * 2 ** 20
   for (const entry of await readZipDirectory(file)) {
     const { name, size, compressedSize, method } = entry;
     if (name.endsWith('/')) continue;
-    if (size > maxEntryBytes || compressedSize > maxEntryBytes) throw new Error(`zip entry ${name} is larger than ${maxEntryBytes} bytes`);
+    if (size > maxEntryBytes || compressedSize > maxEntryBytes) throw invalid(`zip entry ${name} is larger than ${maxEntryBytes} bytes`);
     const raw = Buffer.alloc(compressedSize);
     await file.read(raw, 0, compressedSize, await dataStart(file, entry));
     if (method === 0) yield { name, data: raw };
     else if (method === 8) yield { name, data: inflateRawSync(raw, { maxOutputLength: maxEntryBytes }) };
-    else throw new Error(`zip entry ${name} uses unsupported compression method ${method}`);
+    else throw invalid(`zip entry ${name} uses unsupported compression method ${method}`);
   }
 }
 
