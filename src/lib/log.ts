@@ -23,3 +23,15 @@ export function createLogger(options: { level?: string; destination?: Destinatio
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/** A URL as it may appear in a log line or an error message: never with its user:password. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Logger } from '../lib/log.js';
+import { redactUrl, type Logger } from '../lib/log.js';
 import { pickChallenge, type Challenge } from './challenge.js';
 import { errorFromResponse, OciError } from './errors.js';
 import type { Credentials, Keychain } from './keychain.js';
@@ -105,7 +105,7 @@ export function createRegistryTransport(options: TransportOptions): RegistryTran
     return request(url, {
       method: method as Dispatcher.HttpMethod, headers, dispatcher, headersTimeout, bodyTimeout,
       ...(body !== undefined ? { body } : {}), ...(signal ? { signal } : {}),
-    }).catch((error: unknown) => { throw networkError(error, what, `${method} ${redact(url)}`); });
+    }).catch((error: unknown) => { throw networkError(error, what, `${method} ${redactUrl(url)}`); });
   }
 
   async function readBody(res: RegistryResponse, what: string, maxBytes = Infinity): Promise<Buffer | undefined> {
@@ -296,13 +296,3 @@ function retryAfterMs(value: string | string[] | undefined, max: number): number
   return Number.isNaN(date) ? undefined : Math.min(Math.max(0, date - Date.now()), max);
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}

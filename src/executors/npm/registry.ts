@@ -7,6 +7,7 @@ import { readAllBytes } from '../../lib/streams.js';
 import { indexAuthorization, type PackageIndex } from '../../plan/library-index.js';
 import { NpmError } from './errors.js';
 import { expectedIntegrity, IntegrityCheck } from './integrity.js';
+import { redactUrl } from '../../lib/log.js';
 
 /** A version's document in the registry's abbreviated metadata (what npm install reads). */
 export interface RegistryManifest {
@@ -121,7 +122,7 @@ export async function downloadTarball(options: { index: PackageIndex; dispatcher
       );
     } catch (error) {
       if (error instanceof NpmError) throw error;
-      throw new NpmError('NPM_REGISTRY_UNREACHABLE', `${what}: download from ${redact(url)} failed: ${(error as Error).message}`, { cause: error });
+      throw new NpmError('NPM_REGISTRY_UNREACHABLE', `${what}: download from ${redactUrl(url)} failed: ${(error as Error).message}`, { cause: error });
     }
     return { path, integrity: sri, resolved: manifest.dist.tarball, size: check.size, remove };
   } catch (error) {
@@ -156,38 +157,27 @@ async function get(url: string, index: PackageIndex, dispatcher: Dispatcher, acc
     try {
       response = await request(current, { method: 'GET', headers, dispatcher, headersTimeout: 30_000, bodyTimeout: 120_000 });
     } catch (error) {
-      throw new NpmError('NPM_REGISTRY_UNREACHABLE', `${what}: ${redact(current)}: ${(error as Error).message}`, { cause: error });
+      throw new NpmError('NPM_REGISTRY_UNREACHABLE', `${what}: ${redactUrl(current)}: ${(error as Error).message}`, { cause: error });
     }
     if ([301, 302, 303, 307, 308].includes(response.statusCode)) {
       const location = response.headers.location;
       await response.body.dump();
-      if (typeof location !== 'string') throw new NpmError('NPM_REGISTRY_INVALID', `${what}: ${redact(current)} redirects nowhere`);
+      if (typeof location !== 'string') throw new NpmError('NPM_REGISTRY_INVALID', `${what}: ${redactUrl(current)} redirects nowhere`);
       current = new URL(location, current).toString();
       continue;
     }
     return response;
   }
-  throw new NpmError('NPM_REGISTRY_INVALID', `${what}: too many redirects from ${redact(url)}`);
+  throw new NpmError('NPM_REGISTRY_INVALID', `${what}: too many redirects from ${redactUrl(url)}`);
 }
 
 async function expectOk(response: Dispatcher.ResponseData, url: string, what: string): Promise<void> {
   if (response.statusCode === 200) return;
   await response.body.dump();
   const status = response.statusCode;
-  if (status === 401 || status === 403) throw new NpmError('NPM_REGISTRY_INVALID', `${what}: ${redact(url)} refused access (HTTP ${status}): check the npm index's credentials`);
-  if (status === 404 || status === 410) throw new NpmError('NPM_VERSION_NOT_PUBLISHED', `${what}: ${redact(url)} is not there (HTTP ${status})`);
-  if (status === 429 || status >= 500) throw new NpmError('NPM_REGISTRY_UNREACHABLE', `${what}: ${redact(url)} answered HTTP ${status}`);
-  throw new NpmError('NPM_REGISTRY_INVALID', `${what}: ${redact(url)} answered HTTP ${status}`);
+  if (status === 401 || status === 403) throw new NpmError('NPM_REGISTRY_INVALID', `${what}: ${redactUrl(url)} refused access (HTTP ${status}): check the npm index's credentials`);
+  if (status === 404 || status === 410) throw new NpmError('NPM_VERSION_NOT_PUBLISHED', `${what}: ${redactUrl(url)} is not there (HTTP ${status})`);
+  if (status === 429 || status >= 500) throw new NpmError('NPM_REGISTRY_UNREACHABLE', `${what}: ${redactUrl(url)} answered HTTP ${status}`);
+  throw new NpmError('NPM_REGISTRY_INVALID', `${what}: ${redactUrl(url)} answered HTTP ${status}`);
 }
 
-/** A URL without user:password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
-  }
-}

@@ -9,6 +9,7 @@ import { normalisePythonName } from '../../scan/inventory/readers/python.js';
 import { parsePep440 } from '../../versions/pep440.js';
 import { PythonError } from './errors.js';
 import { parseWheelName, type ReleaseFile } from './tags.js';
+import { redactUrl } from '../../lib/log.js';
 
 /** What PyPI-compatible indexes say about one release: its files, each with the sha256 the download is checked against. */
 export interface Release {
@@ -149,7 +150,7 @@ async function get(index: PackageIndex, url: string, accept: string, dispatcher:
     try {
       response = await request(current, { method: 'GET', headers: headersFor(index, current, accept), dispatcher, headersTimeout: 30_000, bodyTimeout });
     } catch (error) {
-      throw new PythonError('INDEX_UNREACHABLE', `${redact(current)}: ${(error as Error).message}`, { cause: error });
+      throw new PythonError('INDEX_UNREACHABLE', `${redactUrl(current)}: ${(error as Error).message}`, { cause: error });
     }
     const status = response.statusCode;
     if (status >= 300 && status < 400 && response.headers['location'] && hop < maxRedirects) {
@@ -160,8 +161,8 @@ async function get(index: PackageIndex, url: string, accept: string, dispatcher:
     if (status === 200) return { response, url: current };
     await response.body.dump();
     if (status === 404 || status === 410) return undefined;
-    if (status === 401 || status === 403) throw new PythonError('INDEX_INVALID', `${redact(current)}: access denied (HTTP ${status}); check the index credentials`);
-    throw new PythonError('INDEX_UNREACHABLE', `${redact(current)}: HTTP ${status}`, status >= 400 && status < 500 && status !== 429 ? { kind: 'upstream' } : {});
+    if (status === 401 || status === 403) throw new PythonError('INDEX_INVALID', `${redactUrl(current)}: access denied (HTTP ${status}); check the index credentials`);
+    throw new PythonError('INDEX_UNREACHABLE', `${redactUrl(current)}: HTTP ${status}`, status >= 400 && status < 500 && status !== 429 ? { kind: 'upstream' } : {});
   }
 }
 
@@ -169,10 +170,10 @@ async function getJson(index: PackageIndex, url: string, accept: string, dispatc
   const got = await get(index, url, accept, dispatcher, 60_000);
   if (!got) return undefined;
   const length = Number(got.response.headers['content-length'] ?? 0);
-  if (length > maxIndexBytes) { await got.response.body.dump(); throw new PythonError('INDEX_INVALID', `${redact(got.url)}: answer of ${length} bytes is too large`); }
+  if (length > maxIndexBytes) { await got.response.body.dump(); throw new PythonError('INDEX_INVALID', `${redactUrl(got.url)}: answer of ${length} bytes is too large`); }
   let body: Buffer;
-  try { body = await readAllBytes(got.response.body); } catch (error) { throw new PythonError('INDEX_UNREACHABLE', `${redact(got.url)}: ${(error as Error).message}`, { cause: error }); }
-  try { return { json: JSON.parse(body.toString('utf8')), url: got.url, bytes: body.length }; } catch { throw new PythonError('INDEX_INVALID', `${redact(got.url)} did not answer JSON`); }
+  try { body = await readAllBytes(got.response.body); } catch (error) { throw new PythonError('INDEX_UNREACHABLE', `${redactUrl(got.url)}: ${(error as Error).message}`, { cause: error }); }
+  try { return { json: JSON.parse(body.toString('utf8')), url: got.url, bytes: body.length }; } catch { throw new PythonError('INDEX_INVALID', `${redactUrl(got.url)} did not answer JSON`); }
 }
 
 /**
@@ -182,7 +183,7 @@ async function getJson(index: PackageIndex, url: string, accept: string, dispatc
 export async function downloadVerified(index: PackageIndex, file: ReleaseFile, dest: string, dispatcher: Dispatcher): Promise<number> {
   if (!file.sha256 || !/^[0-9a-f]{64}$/i.test(file.sha256)) throw new PythonError('INDEX_INVALID', `the index gives no sha256 for ${file.filename}: refusing an unverifiable download`);
   const got = await get(index, file.url, '*/*', dispatcher, 300_000);
-  if (!got) throw new PythonError('VERSION_NOT_PUBLISHED', `${file.filename}: ${redact(file.url)} is gone (HTTP 404)`);
+  if (!got) throw new PythonError('VERSION_NOT_PUBLISHED', `${file.filename}: ${redactUrl(file.url)} is gone (HTTP 404)`);
   const hash = createHash('sha256');
   let size = 0;
   try {
@@ -203,12 +204,3 @@ export async function downloadVerified(index: PackageIndex, file: ReleaseFile, d
   return size;
 }
 
-/** URLs in messages never carry userinfo. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch { return '<unparseable URL>'; }
-}
