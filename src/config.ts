@@ -74,7 +74,42 @@ const RegistrySchema = z.object({
   }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto' }),
 }).strict();
 
+/** Image globs name images by their normalised name ('docker.io/library/nginx', never 'nginx'), so they start with a host or a glob. */
+const imageGlob = z.string().min(1).refine((g) => /^(\*|[^/]*[.:][^/]*\/|localhost\/)/.test(g), 'image globs match normalised names: start with the registry host (docker.io/library/nginx, not nginx) or a *');
+
+/**
+ * The Kubernetes admission webhooks (AdmissionReview v1), on their own TLS
+ * listener. `tag`: an image passes when its tag is `<tag><suffix>[-N]`;
+ * `verified`: when its digest is one patchd produced (job store or patchd's
+ * annotations on the manifest). `enforce: false` allows with warnings (audit);
+ * `failOpen: false` denies when a lookup fails or mutate has nothing patched.
+ */
+const AdmissionSchema = z.object({
+  host: z.string().default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535).default(8443),
+  /** PEM files (a cert-manager Secret's tls.crt / tls.key), read at start and re-read every reloadSeconds (0: never). */
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  reloadSeconds: z.number().int().min(0).default(60),
+  mode: z.enum(['tag', 'verified']).default('tag'),
+  enforce: z.boolean().default(true),
+  failOpen: z.boolean().default(true),
+  /** Registry lookups (HEAD of a tag, a manifest's annotations) give up after this long, then fail open or closed. */
+  lookupTimeoutMs: z.number().int().min(50).max(25_000).default(2000),
+  /** How long answers from the job store and registries are reused. */
+  cacheTtlSeconds: z.number().int().min(0).max(3600).default(10),
+  exempt: z.object({
+    namespaces: z.array(z.string().min(1)).default([]),
+    /** Registry hosts as images name them ('registry.k8s.io', 'localhost:5000'). */
+    registries: z.array(z.string().min(1)).default([]),
+    /** '*' within a path segment, '**' across segments, as in policy.include. */
+    images: z.array(imageGlob).default([]),
+  }).strict().default({ namespaces: [], registries: [], images: [] }),
+}).strict();
+export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
+
 export const ConfigSchema = z.object({
+  admission: AdmissionSchema.optional(),
   server: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) }).strict().default({ host: '127.0.0.1', port: 8080 }),
   dataDir: z.string().default('./data'),
   cacheDir: z.string().optional(),
