@@ -2,6 +2,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve as serveHttp } from '@hono/node-server';
 import { Agent, request, type Dispatcher } from 'undici';
+import { readAdmissionTls, startAdmissionListener } from '../app/admission/listener.js';
+import { createAdmissionApp } from '../app/admission/routes.js';
 import { createApp } from '../app/app.js';
 import { readConfigFile, type Config } from '../config.js';
 import { BuildkitClient } from '../executors/buildkit/client.js';
@@ -10,7 +12,7 @@ import { UsageError } from '../lib/errors.js';
 import { Metrics } from '../lib/metrics.js';
 import { httpLibraryIndex } from '../plan/library-index.js';
 import { openSqliteQueue } from '../queue/sqlite.js';
-import { startWorker } from '../worker.js';
+import { connectRegistries, startWorker } from '../worker.js';
 import { closeWithin, logLevel, type CliContext } from './context.js';
 import { loadAdvisories } from './report.js';
 
@@ -24,6 +26,8 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
   if (!values.config) throw new UsageError('serve needs --config FILE');
   const logger = ctx.createLogger(logLevel(ctx, values['log-level'], 'info'));
   const config = await readConfigFile(ctx.env, values.config);
+  // A missing or bad certificate stops start-up here (CONFIG_*), before anything runs.
+  const admissionTls = config.admission ? await readAdmissionTls(config.admission) : undefined;
   const osv = await loadAdvisories(config.advisories.osv.map((p) => resolve(p)));
   if (osv) logger.info({ records: osv.recordCount, paths: config.advisories.osv }, 'advisories loaded');
   let buildkit: BuildkitClient | undefined;
@@ -38,6 +42,12 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
   const recovered = queue.recoverInterrupted();
   const metrics = new Metrics();
   const dispatcher = new Agent({ connections: 16 });
+  // Admission webhooks on their own TLS listener, started before the worker so a port in use fails start-up cleanly.
+  const admission = config.admission && admissionTls ? await startAdmissionListener({
+    settings: config.admission, tls: admissionTls, logger,
+    fetch: createAdmissionApp({ config, queue, logger, metrics, registries: connectRegistries(config, { dispatcher, logger }) }).fetch,
+  }) : undefined;
+  if (admission) logger.info({ host: config.admission?.host, port: admission.port }, 'admission webhooks serving (TLS)');
   const libraryUrls = Object.fromEntries(Object.entries(config.libraryIndex).filter(([, v]) => v !== undefined)) as Record<string, string>;
   const worker = startWorker({
     config, queue, logger, metrics, dispatcher, libraryIndex: httpLibraryIndex({ dispatcher, urls: libraryUrls }), ...(osv ? { osv } : {}), ...(buildkit ? { buildkit } : {}),
@@ -54,6 +64,7 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
     ctx.onStopSignal((signal) => {
       logger.info({ signal }, 'shutting down: no new webhooks, finishing running jobs');
       server.close();
+      void admission?.close();
       void worker.stop()
         .then(() => { queue.close(); buildkit?.close(); return closeWithin(dispatcher); })
         .finally(done);
