@@ -74,7 +74,7 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
         : records.latestFor({ registry: target.name, repository: ref.repository, digest: digest ?? ref.digest, tag: ref.tag });
       if (job) return jobStory(job);
       if (namedPatched) {
-        return `tagged ${ref.tag} but not patchd's output: ${digest ? `${digest} is` : 'it is'} neither in patchd's job store nor annotated by patchd; push ${originalTag} to ${ref.registry} so patchd patches it`;
+        return `tagged ${ref.tag} but not patchd's output (${digest ?? 'its digest'} is neither in patchd's job store nor annotated by patchd): push ${originalTag} to ${ref.registry} so patchd patches it`;
       }
     }
     const pushTo = target ? ref.registry : configuredHosts.join(' or ');
@@ -90,10 +90,17 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
     return annotations[Annotation.patched] === 'true' && !!baseDigest && (base === undefined || baseDigest === base);
   };
 
-  return {
-    exemptNamespace: (namespace) => namespace !== undefined && exemptNamespaces.has(namespace),
+  /** One image's lookups (a HEAD, then a manifest) share one lookupTimeoutMs, so a review answers within it. */
+  const withinBound = (image: string, work: Promise<ImageJudgement>): Promise<ImageJudgement> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<ImageJudgement>((resolve) => {
+      timer = setTimeout(() => resolve(failed(new AdmissionError('LOOKUP_FAILED', `lookups gave no answer within ${settings.lookupTimeoutMs} ms`), image)), settings.lookupTimeoutMs);
+    });
+    return Promise.race([work, late]).finally(() => clearTimeout(timer));
+  };
 
-    async validate(image) {
+  const judge = {
+    async validate(image: string): Promise<ImageJudgement> {
       const ref = parse(image);
       if (!('registry' in ref)) return ref;
       if (exempt(ref)) return allowed;
@@ -116,7 +123,7 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
       return { denial: notPatched(ref, target, digest) };
     },
 
-    async mutate(image) {
+    async mutate(image: string): Promise<ImageJudgement> {
       const ref = parse(image);
       if (!('registry' in ref)) return settings.failOpen ? allowed : ref;
       if (exempt(ref)) return allowed;
@@ -130,7 +137,8 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
         if (records.producerOf(digest)) return allowed; // already patchd's output, named by digest
         const job = records.latestFor({ registry: target.name, repository: ref.repository, digest, tag: ref.tag });
         if (!job?.patched) return leave(job ? jobStory(job) : notPatched(ref, target, digest));
-        const output = normalizeImageReference(job.patched.target);
+        const output = parse(job.patched.target);
+        if (!('registry' in output)) return leave(`job ${job.job.id} recorded a target patchd cannot read: ${output.denial ?? ''}`);
         if (settings.mode === 'verified') {
           const proof = await producedByPatchd(target.name, output.repository, job.patched.digest, digest);
           if (proof !== true) return leave(`${job.patched.target}@${job.patched.digest} ${proof === 'absent' ? 'is gone from the registry' : `does not carry patchd's annotations for ${digest}`}`);
@@ -142,6 +150,12 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
         return failed(error, image);
       }
     },
+  };
+
+  return {
+    exemptNamespace: (namespace) => namespace !== undefined && exemptNamespaces.has(namespace),
+    validate: (image) => withinBound(image, judge.validate(image)),
+    mutate: (image) => withinBound(image, judge.mutate(image)),
   };
 }
 
