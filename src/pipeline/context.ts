@@ -54,6 +54,8 @@ export interface PatchLayer {
   readonly layer: Layer & { readonly diffId: string };
   /** 'tzdata 2024a-0+deb12u1 -> 2025b-0+deb12u1, ...' */
   readonly summary: string;
+  /** How BuildKit did it, when not plainly ('dnf', 'distroless'): shown beside the executor in the history entry. */
+  readonly tool?: string;
   readonly executor: 'inprocess' | 'buildkit';
 }
 

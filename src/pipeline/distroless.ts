@@ -25,7 +25,7 @@ export async function patchDistrolessPlatform(ctx: PlatformContext): Promise<Pla
     await verifyInstalled(result.layer, result.upgraded.map((u) => ({ name: u.name, architecture: u.architecture, version: u.to })), 'status.d');
     return {
       outcome: { platform, ...scanned, plan: distrolessPlan, failed: [] },
-      patch: { layer: result.layer, executor: 'buildkit', summary: `distroless: ${result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ')}` },
+      patch: { layer: result.layer, executor: 'buildkit', tool: 'distroless', summary: result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ') },
       bytesDownloaded: 0,
     };
 }

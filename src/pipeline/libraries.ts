@@ -83,7 +83,7 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
     await verifyLibraries(ctx, layer, applied);
     const summary = [os.patch?.summary, ...applied.map((l) => `${l.name} ${l.from} -> ${l.to}`)].filter(Boolean).join(', ');
     const executor: PatchLayer['executor'] = os.patch?.executor === 'buildkit' || viaBuildkit.length > 0 ? 'buildkit' : 'inprocess';
-    return { outcome, patch: { layer, summary, executor }, bytesDownloaded };
+    return { outcome, patch: { layer, summary, executor, ...(os.patch?.tool ? { tool: os.patch.tool } : {}) }, bytesDownloaded };
   } catch (error) {
     await builder.dispose();
     throw error;

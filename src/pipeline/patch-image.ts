@@ -119,10 +119,10 @@ async function patchPlatform(
   const os = pkgTypes.os ? await patchOsPackages(ctx) : { outcome: { platform, ...scanned, plan: emptyPlan, skipped: 'OS packages not selected (--pkg-types)', failed: [] }, bytesDownloaded: 0 };
   const combined = libraries.upgrades.length > 0 && !options.dryRun ? await patchLibraries(ctx, os) : os;
   if (!combined.patch) return { outcome: combined.outcome, bytesDownloaded: combined.bytesDownloaded };
-  const { layer, executor, summary } = combined.patch;
+  const { layer, executor, summary, tool } = combined.patch;
   return {
     outcome: { ...combined.outcome, executor, layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId } },
-    image: withPatchLayer(deps, options, image, layer, `patchd (${executor}): ${summary}`, ref, manifest.digest),
+    image: withPatchLayer(deps, options, image, layer, `patchd (${executor}${tool ? `, ${tool}` : ''}): ${summary}`, ref, manifest.digest),
     bytesDownloaded: combined.bytesDownloaded,
   };
 }

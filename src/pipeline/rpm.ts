@@ -31,7 +31,7 @@ export async function patchRpmPlatform(ctx: PlatformContext): Promise<PlatformRe
     const summary = result.upgraded.map((u) => `${u.name} ${u.from} -> ${u.to}`).join(', ');
     return {
       outcome: { platform, ...scanned, plan: rpmPlan, failed: [] },
-      patch: { layer: result.layer, executor: 'buildkit', summary: `${result.tool}: ${summary}` },
+      patch: { layer: result.layer, executor: 'buildkit', tool: result.tool, summary },
       bytesDownloaded: 0,
     };
 }
