@@ -137,7 +137,7 @@ test('tag mode: denials say what to do, or name the job patching the image', asy
 
   // Unconfigured registries: push to one patchd patches.
   const pod = await fixture('pod-create.json');
-  assert.match(denialOf((await post('validate', pod)).body), /nginx \(containers proxy\): not patched by patchd: push it to 127\.0\.0\.1:9 so patchd patches it, or use docker\.io\/library\/nginx:latest-patched/);
+  assert.match(denialOf((await post('validate', pod)).body), /nginx \(containers proxy\): not patched by patchd: push it to registry\.example\.com:5000 so patchd patches it, or use docker\.io\/library\/nginx:latest-patched/);
 });
 
 test('tag mode uses each registry\'s own suffix', async () => {

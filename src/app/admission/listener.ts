@@ -67,17 +67,21 @@ export async function startAdmissionListener(args: {
 
   let current = args.tls;
   let reloading = false;
+  let lastProblem: string | undefined; // logged once, not on every look until it is fixed
   const reload = async () => {
     if (reloading) return;
     reloading = true;
     try {
       const next = await readAdmissionTls(settings);
+      lastProblem = undefined;
       if (next.cert.equals(current.cert) && next.key.equals(current.key)) return;
       server.setSecureContext({ cert: next.cert, key: next.key });
       current = next;
       logger.info({ certFile: settings.certFile }, 'admission certificate reloaded');
     } catch (error) {
-      logger.warn({ err: (error as Error).message }, 'admission certificate not reloaded; serving the previous one');
+      const problem = (error as Error).message;
+      if (problem !== lastProblem) logger.warn({ err: problem }, 'admission certificate not reloaded; serving the previous one');
+      lastProblem = problem;
     } finally {
       reloading = false;
     }

@@ -39,7 +39,8 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
   const exemptNamespaces = new Set(settings.exempt.namespaces);
   const exemptRegistries = new Set(settings.exempt.registries.map((h) => h.toLowerCase()));
   const exemptImages = settings.exempt.images.map(compileGlob);
-  const configuredHosts = Object.values(config.registries).map((r) => new URL(r.url).host);
+  // How users name each registry: its first host name (an alias such as the public name), else its URL's host.
+  const configuredHosts = Object.values(config.registries).map((r) => r.hosts[0] ?? new URL(r.url).host);
 
   const parse = (image: string): Reference | ImageJudgement => {
     try {
