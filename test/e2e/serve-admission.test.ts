@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { Annotation } from '../../src/publish/annotations.js';
 import { openSqliteQueue } from '../../src/queue/sqlite.js';
+import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
 import { startPatchdServe } from '../harness/patchd-serve.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
 import { pushTinyImage } from '../harness/tiny-image.js';
@@ -16,8 +17,9 @@ import { freePort, run, tmpDir, type TempDir } from '../harness/tools.js';
 // `patchd serve` with an admission section: AdmissionReviews over HTTPS to
 // the second listener (a self-signed certificate made by openssl, trusted by
 // the client), verified mode against a real registry and the job store that
-// serve itself opens; the plain listener serves no admission route; the
-// certificate is re-read when rotated; a missing certificate stops start-up.
+// serve itself opens, with an image serve's own worker really patched; the
+// plain listener serves no admission route; the certificate is re-read when
+// rotated; a missing certificate stops start-up.
 
 const repoRoot = new URL('../..', import.meta.url).pathname;
 const R = 'registry.example.com:5000';
@@ -47,7 +49,9 @@ let first: { cert: string; key: string; pem: string };
 
 before(async () => {
   work = await tmpDir('patchd-serve-admission');
-  registry = await startRegistry();
+  // The registry notifies serve of pushes (it retries until serve is up): serve's worker patches them for real.
+  const plainPort = await freePort();
+  registry = await startRegistry({ notifications: { url: `http://127.0.0.1:${plainPort}/webhooks/distribution`, headers: { Authorization: ['Bearer s3cret'] } } });
   digests['web'] = (await pushTinyImage({ registryUrl: registry.url, repository: 'shop/web', tag: '1.4', content: 'web 1.4' })).digest;
   digests['web-patched'] = (await pushTinyImage({
     registryUrl: registry.url, repository: 'shop/web', tag: '1.4-patched', content: 'web 1.4 patched',
@@ -74,8 +78,10 @@ before(async () => {
 
   const server = await startPatchdServe({
     dir: work.path,
+    port: plainPort,
     config: () => [
       `dataDir: ${JSON.stringify(dataDir)}`,
+      'worker: { concurrency: 1, retryBaseMs: 500 }',
       'admission:',
       '  host: 127.0.0.1',
       `  port: ${admissionPort}`,
@@ -83,10 +89,12 @@ before(async () => {
       `  keyFile: ${JSON.stringify(keyFile)}`,
       '  reloadSeconds: 1',
       '  mode: verified',
+      '  cacheTtlSeconds: 1',
       'registries:',
       '  local:',
       `    url: ${registry.url}`,
       `    hosts: ["${R}"]`,
+      '    webhookSecret: s3cret',
     ],
     logs: 'inherit',
   });
@@ -158,6 +166,41 @@ test('mutate over HTTPS: repo:tag becomes repo:tag-patched@digest from serve\'s 
   assert.equal(answer.response.patchType, 'JSONPatch');
   assert.deepEqual(JSON.parse(Buffer.from(answer.response.patch!, 'base64').toString()), [
     { op: 'replace', path: '/spec/containers/0/image', value: `${R}/shop/web:1.4-patched@${digests['web-patched']}` },
+  ]);
+});
+
+interface Job { id: string; repository: string; digest?: string; status: string; result?: { target?: string; digest?: string } }
+
+test('an image serve really patched (registry notification, worker, job store) passes verified mode and is what mutate rewrites to', { timeout: 10 * 60_000 }, async () => {
+  const pushed = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'fixtures/bookworm', tag: 'main' });
+  const original = `${R}/fixtures/bookworm:main`;
+  let job: Job | undefined;
+  let sawPending = false;
+  for (let i = 0; i < 1200; i++) {
+    const { jobs } = await (await fetch(`${plainUrl}/jobs`)).json() as { jobs: Job[] };
+    job = jobs.find((j) => j.repository === 'fixtures/bookworm' && j.digest === pushed.digest);
+    if (job && ['succeeded', 'skipped', 'dead'].includes(job.status)) break;
+    if (job && !sawPending) {
+      // While the worker has it, the denial names the job (or, if it finished meanwhile, its output).
+      const { answer } = await admit('validate', [original]);
+      assert.match(answer.response.status?.message ?? '', new RegExp(`patch pending: job ${job.id} \\((queued|running)\\)|patched by patchd as`));
+      sawPending = true;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(job?.status, 'succeeded', JSON.stringify(job));
+  const patched = job!.result!.digest!;
+  assert.equal(job!.result!.target, `${registry.host}/fixtures/bookworm:main-patched`);
+  await new Promise((r) => setTimeout(r, 1200)); // past cacheTtlSeconds: 1
+
+  const { answer } = await admit('validate', [`${R}/fixtures/bookworm:main-patched`, `${R}/fixtures/bookworm@${patched}`, original]);
+  const message = answer.response.status?.message ?? '';
+  assert.ok(!message.includes('(containers c0)') && !message.includes('(containers c1)'), message);
+  assert.match(message, new RegExp(`${original} \\(containers c2\\): patched by patchd as ${registry.host}/fixtures/bookworm:main-patched@${patched} \\(job ${job!.id}\\): use that image$`));
+
+  const mutated = await admit('mutate', [original]);
+  assert.deepEqual(JSON.parse(Buffer.from(mutated.answer.response.patch!, 'base64').toString()), [
+    { op: 'replace', path: '/spec/containers/0/image', value: `${R}/fixtures/bookworm:main-patched@${patched}` },
   ]);
 });
 
