@@ -172,6 +172,10 @@ test('exemptions: by namespace, by registry host, by image glob (* within a segm
   assert.ok(!message.includes('kube-proxy'), message);
   assert.ok(message.includes('shop/agent:3'), message);
 
+  const hub = setup('exempt: { registries: [index.docker.io] }');
+  const m0 = denialOf((await hub.post('validate', await fixture('pod-create.json'))).body);
+  assert.ok(!m0.includes('nginx'), `nginx is docker.io/library/nginx, and index.docker.io is docker.io: ${m0}`);
+
   const deployment = await fixture('deployment-create.json');
   const oneSegment = setup('exempt: { images: ["docker.io/*/busybox", "registry.example.com:5000/*"] }');
   const m1 = denialOf((await oneSegment.post('validate', deployment)).body);

@@ -37,7 +37,7 @@ const allowed: ImageJudgement = {};
 export function createAdmissionPolicy(deps: { readonly config: Config; readonly settings: AdmissionConfig; readonly records: PatchRecords; readonly lookups: RegistryLookups }): AdmissionPolicy {
   const { config, settings, records, lookups } = deps;
   const exemptNamespaces = new Set(settings.exempt.namespaces);
-  const exemptRegistries = new Set(settings.exempt.registries.map((h) => h.toLowerCase()));
+  const exemptRegistries = new Set(settings.exempt.registries.map((h) => (h.toLowerCase() === 'index.docker.io' ? 'docker.io' : h.toLowerCase())));
   const exemptImages = settings.exempt.images.map(compileGlob);
   // How users name each registry: its first host name (an alias such as the public name), else its URL's host.
   const configuredHosts = Object.values(config.registries).map((r) => r.hosts[0] ?? new URL(r.url).host);
