@@ -178,7 +178,10 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
     async stop(timeoutMs = 30_000) {
       stopping = true;
       wakeUp?.();
-      await Promise.race([Promise.all(slots), new Promise((r) => setTimeout(r, timeoutMs))]);
+      let timer: NodeJS.Timeout | undefined;
+      // The bound must not outlive the wait: a pending timer would hold the process for its whole length.
+      await Promise.race([Promise.all(slots), new Promise((r) => { timer = setTimeout(r, timeoutMs); })]);
+      clearTimeout(timer);
     },
   };
 }
