@@ -95,3 +95,23 @@ node -e 'fetch(process.argv[1]).then((r) => r.json()).then((j) => { for (const j
 
 echo "== skopeo inspect docker://$image-patched"
 skopeo inspect --tls-verify=false "docker://$image-patched"
+
+echo "== what patchd fixed (job result)"
+node -e '
+fetch(process.argv[1]).then((r) => r.json()).then((j) => {
+  const job = j.jobs.find((x) => x.status === "succeeded");
+  for (const p of job?.result?.platforms ?? []) {
+    for (const u of p.packages ?? []) console.log(`  ${u.name.padEnd(24)} ${u.from} -> ${u.to}   (${(u.reasons ?? []).join(", ")})`);
+    for (const l of p.libraries ?? []) console.log(`  ${l.name.padEnd(24)} ${l.from} -> ${l.to}   (${l.ecosystem}, ${(l.reasons ?? []).join(", ")})`);
+    if (p.layer) console.log(`  one patch layer: ${p.layer.digest}, ${(p.layer.size / 1e6).toFixed(1)} MB`);
+  }
+});' "$patchd_url/jobs"
+
+echo "== checked independently: dpkg-query on the patched image's own database (skopeo copy + umoci unpack)"
+skopeo copy --quiet --src-tls-verify=false "docker://$image-patched" "oci:$work/patched:p"
+umoci unpack --image "$work/patched:p" "$work/patched-bundle" >/dev/null
+skopeo copy --quiet --src-tls-verify=false "docker://$image" "oci:$work/original:o"
+umoci unpack --image "$work/original:o" "$work/original-bundle" >/dev/null
+changed=$(diff <(dpkg-query --admindir "$work/original-bundle/rootfs/var/lib/dpkg" -W -f '${Package} ${Version}\n') \
+               <(dpkg-query --admindir "$work/patched-bundle/rootfs/var/lib/dpkg" -W -f '${Package} ${Version}\n') | grep '^>' | sed 's/^> /  /' || true)
+echo "${changed:-  (no package versions changed)}"
