@@ -6,6 +6,7 @@ export function jsonPointer(tokens: readonly string[]): string {
 /** The tokens of an RFC 6901 pointer ('' is the whole document). */
 export function pointerTokens(pointer: string): string[] {
   if (pointer === '') return [];
+  // Pointers are built by this module from paths it chose: a bad one is a bug, not input.
   if (!pointer.startsWith('/')) throw new Error(`JSON pointer ${JSON.stringify(pointer)} does not start with /`);
   return pointer.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
 }

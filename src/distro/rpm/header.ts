@@ -1,3 +1,5 @@
+import { RpmError } from './errors.js';
+
 /**
  * An rpm header as stored in the rpm database (no lead, no 8-byte magic):
  * int32 index count, int32 data length, 16-byte index entries
@@ -18,11 +20,11 @@ const TypeString = 6;
 const TypeI18n = 9;
 
 export function parseRpmHeader(blob: Buffer): RpmHeader {
-  if (blob.length < 8) throw new Error('rpm header shorter than its preamble');
+  if (blob.length < 8) throw new RpmError('RPMDB_INVALID', 'rpm header shorter than its preamble');
   const indexCount = blob.readUInt32BE(0);
   const dataLength = blob.readUInt32BE(4);
   const dataStart = 8 + indexCount * 16;
-  if (indexCount > 0xffff || dataStart + dataLength > blob.length) throw new Error('rpm header index or data runs past the blob');
+  if (indexCount > 0xffff || dataStart + dataLength > blob.length) throw new RpmError('RPMDB_INVALID', 'rpm header index or data runs past the blob');
   const values = new Map<number, string | number>();
   for (let i = 0; i < indexCount; i++) {
     const at = 8 + i * 16;
@@ -42,8 +44,8 @@ export function parseRpmHeader(blob: Buffer): RpmHeader {
   const name = values.get(Tag.name);
   const version = values.get(Tag.version);
   const release = values.get(Tag.release);
-  if (typeof name !== 'string' || typeof version !== 'string' || typeof release !== 'string' || !name || !version || !release) throw new Error('rpm header lacks name, version or release');
-  if (!/^[^\s/]+$/.test(name) || /\s/.test(version + release)) throw new Error(`rpm header has a malformed name or version (${JSON.stringify(name)} ${JSON.stringify(version)}-${JSON.stringify(release)})`);
+  if (typeof name !== 'string' || typeof version !== 'string' || typeof release !== 'string' || !name || !version || !release) throw new RpmError('RPMDB_INVALID', 'rpm header lacks name, version or release');
+  if (!/^[^\s/]+$/.test(name) || /\s/.test(version + release)) throw new RpmError('RPMDB_INVALID', `rpm header has a malformed name or version (${JSON.stringify(name)} ${JSON.stringify(version)}-${JSON.stringify(release)})`);
   const epoch = values.get(Tag.epoch);
   const arch = values.get(Tag.arch);
   const sourceRpm = values.get(Tag.sourceRpm);

@@ -1,4 +1,5 @@
 import type { PackageRecord } from '../types.js';
+import { InventoryError } from '../errors.js';
 
 /** Copa's discovery rule: deps.json anywhere but SDK tooling and package caches. */
 export const dotnetDepsPath = /\.deps\.json$/;
@@ -15,7 +16,7 @@ export function isDotnetAppDeps(path: string): boolean {
  */
 export function readDotnetDeps(text: string, path: string): PackageRecord[] {
   let json: unknown;
-  try { json = JSON.parse(text); } catch { throw new Error('not valid JSON'); }
+  try { json = JSON.parse(text); } catch { throw new InventoryError('RECORD_INVALID', 'not valid JSON'); }
   const libraries = (json as { libraries?: Record<string, { type?: string }> } | null)?.libraries;
   if (!libraries || typeof libraries !== 'object') return [];
   const location = path.slice(0, path.lastIndexOf('/') + 1).replace(/\/$/, '') || '.';

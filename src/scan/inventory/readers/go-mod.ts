@@ -1,4 +1,5 @@
 import type { PackageRecord } from '../types.js';
+import { InventoryError } from '../errors.js';
 
 /**
  * go.mod files of the image's own Go source. The module cache (GOPATH/pkg/mod),
@@ -43,7 +44,7 @@ export function readGoMod(text: string, path: string): PackageRecord[] {
       }
     }
   }
-  if (!module) throw new Error('go.mod has no module directive');
+  if (!module) throw new InventoryError('RECORD_INVALID', 'go.mod has no module directive');
   const location = path.slice(0, path.lastIndexOf('/') + 1).replace(/\/$/, '') || '.';
   const base = { ecosystem: 'go', class: 'library', path, location, goOrigin: 'go.mod' } as const;
   const out: PackageRecord[] = [];
