@@ -37,13 +37,28 @@ const MirrorsSchema = z.object({
 }).strict();
 export type MirrorsConfig = z.infer<typeof MirrorsSchema>;
 
+/**
+ * ACR with Microsoft Entra (workload identity or a client secret): exchanged
+ * at the registry's /oauth2/exchange for a refresh token. Fields left out are
+ * taken from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE,
+ * AZURE_AUTHORITY_HOST and AZURE_CLIENT_SECRET (as workload identity injects them).
+ */
+const EntraCredentialsSchema = z.object({
+  tenantId: z.string().min(1).optional(),
+  clientId: z.string().min(1).optional(),
+  federatedTokenFile: z.string().min(1).optional(),
+  clientSecret: z.string().min(1).optional(),
+  authorityHost: z.url({ protocol: /^https?$/ }).optional(),
+}).strict();
+export type EntraCredentials = z.infer<typeof EntraCredentialsSchema>;
+
 const RegistrySchema = z.object({
   /** Where patchd reaches the registry: 'https://harbor.example.com', 'http://127.0.0.1:5000'. */
   url: z.url(),
   /** Host names the registry's webhooks use for it; the url's own host is always included. */
   hosts: z.array(z.string().min(1)).default([]),
   webhookSecret: z.string().min(1).optional(),
-  credentials: z.object({ username: z.string(), password: z.string() }).optional(),
+  credentials: z.union([z.object({ username: z.string(), password: z.string() }), z.object({ entra: EntraCredentialsSchema }).strict()]).optional(),
   /** docker config.json with credentials for this registry. */
   dockerConfig: z.string().optional(),
   /** Registry identities that are patchd itself (e.g. Harbor robot account): their pushes are never patched. */
@@ -156,7 +171,8 @@ export async function readConfigFile(env: Readonly<Record<string, string | undef
  * (PATCHD_<NAME>_WEBHOOK_SECRET, PATCHD_<NAME>_USERNAME / _PASSWORD, NAME upper-cased,
  * '-' as '_'), and mirror credentials: PATCHD_[<NAME>_]<KIND>_USERNAME / _PASSWORD
  * (KIND: APT, PYPI, NPM, GOPROXY, NUGET) or _TOKEN (the library indexes), for
- * mirrors the file configures. Pure: the caller reads the file and passes the environment.
+ * mirrors the file configures. Entra credentials: PATCHD_<NAME>_CLIENT_SECRET, and the
+ * AZURE_* variables for fields the file leaves out. Pure: the caller reads the file and passes the environment.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, yamlText: string, origin = 'config'): Config {
   let raw: unknown;
@@ -176,10 +192,24 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ya
     if (secret) registry.webhookSecret = secret;
     const username = env[`${prefix}USERNAME`];
     if (username) registry.credentials = { username, password: env[`${prefix}PASSWORD`] ?? '' };
+    if (registry.credentials && 'entra' in registry.credentials) applyEntraEnvironment(registry.credentials.entra, env, prefix, `${origin}: registries.${name}.credentials.entra`);
     const own = new URL(registry.url).host;
     if (!registry.hosts.includes(own)) registry.hosts.push(own);
   }
   return config;
+}
+
+/** Entra fields the file leaves out, from the environment (a registry's own client secret wins over the file's). */
+function applyEntraEnvironment(entra: EntraCredentials, env: Readonly<Record<string, string | undefined>>, prefix: string, where: string): void {
+  const secret = env[`${prefix}CLIENT_SECRET`];
+  if (secret) entra.clientSecret = secret;
+  entra.tenantId ??= env.AZURE_TENANT_ID || undefined;
+  entra.clientId ??= env.AZURE_CLIENT_ID || undefined;
+  entra.federatedTokenFile ??= env.AZURE_FEDERATED_TOKEN_FILE || undefined;
+  entra.authorityHost ??= env.AZURE_AUTHORITY_HOST || undefined;
+  if (!entra.federatedTokenFile) entra.clientSecret ??= env.AZURE_CLIENT_SECRET || undefined;
+  if (!entra.tenantId || !entra.clientId) throw new ConfigError('CONFIG_INVALID', `${where}: tenantId and clientId are needed (in the file, or AZURE_TENANT_ID and AZURE_CLIENT_ID)`);
+  if (!entra.federatedTokenFile && !entra.clientSecret) throw new ConfigError('CONFIG_INVALID', `${where}: a federatedTokenFile (or AZURE_FEDERATED_TOKEN_FILE) or a clientSecret is needed`);
 }
 
 const indexKinds = { pypi: 'PYPI', npm: 'NPM', goProxy: 'GOPROXY', nuget: 'NUGET' } as const;
