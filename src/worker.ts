@@ -1,8 +1,9 @@
 import type { Dispatcher } from 'undici';
 import type { Metrics } from './lib/metrics.js';
-import { mirrorsForRegistry, type Config } from './config.js';
+import { ConfigError, mirrorsForRegistry, type Config, type EntraCredentials } from './config.js';
 import { PatchdError } from './lib/errors.js';
 import type { Logger } from './lib/log.js';
+import { acrEntraKeychain } from './oci/acr.js';
 import { createRegistryClient, type RegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
 import { patchImage } from './pipeline/patch-image.js';
@@ -43,15 +44,28 @@ export interface RegistryAccess {
 export function connectRegistries(config: Config, deps: { dispatcher: Dispatcher; logger: Logger }): ReadonlyMap<string, RegistryAccess> {
   return new Map(Object.entries(config.registries).map(([name, registry]) => {
     const endpoint = new URL(registry.url);
-    const keychain: Keychain = registry.credentials
-      ? staticKeychain({ [endpoint.host]: registry.credentials })
-      : dockerConfigKeychain(registry.dockerConfig ?? '/nonexistent/config.json');
+    const credentials = registry.credentials;
+    const keychain: Keychain = credentials && 'entra' in credentials
+      ? acrKeychain(endpoint, credentials.entra, deps.dispatcher)
+      : credentials
+        ? staticKeychain({ [endpoint.host]: credentials })
+        : dockerConfigKeychain(registry.dockerConfig ?? '/nonexistent/config.json');
     const client = createRegistryClient({
       logger: deps.logger.child({ registry: name }), dispatcher: deps.dispatcher, keychain,
       plainHttp: (host) => host === endpoint.host && endpoint.protocol === 'http:',
     });
     return [name, { host: endpoint.host, keychain, client }] as const;
   }));
+}
+
+/** ACR's Entra exchange for a registry; the config layer has filled in the environment's values. */
+function acrKeychain(endpoint: URL, entra: EntraCredentials, dispatcher: Dispatcher): Keychain {
+  const { tenantId, clientId, federatedTokenFile, clientSecret, authorityHost } = entra;
+  if (!tenantId || !clientId) throw new ConfigError('CONFIG_INVALID', `${endpoint.host}: Entra credentials need tenantId and clientId`);
+  return acrEntraKeychain({
+    registry: endpoint.host, endpoint: endpoint.origin, tenantId, clientId, dispatcher,
+    ...(federatedTokenFile ? { tokenFile: federatedTokenFile } : {}), ...(clientSecret ? { clientSecret } : {}), ...(authorityHost ? { authorityHost } : {}),
+  });
 }
 
 /** Where one registry's images get their packages from: its policy's mirrors, else the top-level ones, else the public sources. */
