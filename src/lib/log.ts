@@ -8,7 +8,7 @@ export const redactPaths = [
   'token', '*.token', 'auth', '*.auth',
   'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
   'identityToken', '*.identityToken', 'registryToken', '*.registryToken',
-  'secret', '*.secret', 'webhookSecret', '*.webhookSecret',
+  'secret', '*.secret', 'webhookSecret', '*.webhookSecret', 'clientSecret', '*.clientSecret', '*.*.clientSecret',
   'credentials', '*.credentials', '*.*.credentials',
 ];
 
