@@ -12,7 +12,9 @@ import { createRegistryClient, type RegistryClient } from '../../src/oci/client.
 import { OciError } from '../../src/oci/errors.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/oci/reference.js';
+import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/lib/log.js';
+import { connectRegistries } from '../../src/worker.js';
 import { startRegistry, type RunningRegistry } from '../harness/registry.js';
 import { startTokenServer, type TokenServer } from '../harness/token-server.js';
 import { tmpDir, type TempDir } from '../harness/tools.js';
@@ -187,6 +189,25 @@ describe('ACR with Microsoft Entra credentials', () => {
     assert.equal(seen.exchange, 2);
     assert.equal(seen.entra, 2);
     assert.equal(await keychain.resolve('other.azurecr.io'), undefined, 'only its own registry');
+  });
+
+  test('a registry configured with entra credentials (workload identity from the environment) is reached through the exchange', async () => {
+    reset();
+    const { logger, text } = capture();
+    const config = loadConfig(
+      { AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: clientId, AZURE_FEDERATED_TOKEN_FILE: goodFile, AZURE_AUTHORITY_HOST: `${acrUrl}/` },
+      `registries:\n  acr:\n    url: ${acrUrl}\n    credentials:\n      entra: {}\n`,
+    );
+    const access = connectRegistries(config, { dispatcher, logger }).get('acr')!;
+    const pushed = await pushImage(access.client, `${acrHost}/wired/app:v1`);
+    assert.equal((await access.client.getManifest(parseReference(`${acrHost}/wired/app:v1`))).digest, pushed.digest);
+    assert.equal(seen.exchange, 1);
+    // What a careless log line of the config would print: the secrets are censored.
+    logger.info({ registry: config.registries.acr, entra: { clientSecret } }, 'registry');
+    logger.info({ clientSecret }, 'registry');
+    const logged = text();
+    assert.ok(logged.includes('[redacted]'));
+    for (const secret of secretsIssued) assert.ok(!logged.includes(secret), 'no token or secret in the logs');
   });
 
   test('a wrong federated token is AUTH_FAILED naming the registry, and no token is in the message or logs', async () => {
