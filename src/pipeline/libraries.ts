@@ -9,6 +9,7 @@ import type { PlannedLibrary } from '../plan/types.js';
 import { scanLayers } from '../scan/scan.js';
 import { buildkitRun, PipelineError, type PatchLayer, type PlatformContext, type PlatformResult } from './context.js';
 import { libraryExecutors } from './library-executors.js';
+import { groupBy } from '../lib/group-by.js';
 
 /**
  * The library step: every planned library upgrade lands in the same single
@@ -128,10 +129,4 @@ function libraryFailure(failed: readonly { library: PlannedLibrary; error: Error
   const message = `${names} (use --ignore-errors to patch the rest)`;
   if (first instanceof PatchdError) return new PatchdError(first.code, first.kind, message, { cause: first });
   return new PipelineError('LIBRARY_FAILED', message, { cause: first });
-}
-
-function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
-  const out = new Map<K, T[]>();
-  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
-  return out;
 }

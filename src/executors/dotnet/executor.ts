@@ -1,4 +1,3 @@
-import { arch } from 'node:os';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PlannedLibrary } from '../../plan/types.js';
@@ -12,6 +11,8 @@ import { downloadNupkg } from './flat-container.js';
 import { openNupkg } from './nupkg.js';
 import { flatContainerPath } from './nuspec.js';
 import { updateDotnetApp, type DotnetPackageUpdate } from './update.js';
+import { groupBy } from '../../lib/group-by.js';
+import { builderArchitecture } from '../buildkit/platform.js';
 
 /**
  * .NET apps, as Copa patches them: the first application found by its
@@ -133,16 +134,4 @@ async function writeLike(ctx: LibraryInstallContext, path: string, data: Buffer)
   const real = ctx.base.realpath(path) ?? path;
   const old = ctx.base.stat(real);
   await ctx.builder.addFile(real, { mode: old?.mode ?? 0o644, uid: old?.uid ?? 0, gid: old?.gid ?? 0 }, data);
-}
-
-/** The builder's platform as OCI names it: the managed DLLs are the same for every architecture, so the tooling runs natively. */
-function builderArchitecture(): string {
-  const a = arch();
-  return ({ x64: 'amd64', ia32: '386', ppc64: 'ppc64le' } as Record<string, string>)[a] ?? a;
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
-  return out;
 }

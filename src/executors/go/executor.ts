@@ -1,4 +1,3 @@
-import { arch } from 'node:os';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { PatchdError } from '../../lib/errors.js';
@@ -12,6 +11,8 @@ import type { LibraryExecutor, LibraryInstallContext, LibraryInstallResult } fro
 import { buildArguments, toolchainForStdlib, toolchainOf } from './build-settings.js';
 import { GoError } from './errors.js';
 import { checkImagePath, checkModule, checkSum, isPackagePath, proxyUrl } from './module-path.js';
+import { groupBy } from '../../lib/group-by.js';
+import { builderArchitecture } from '../buildkit/platform.js';
 
 /** What installInProcess worked out for the BuildKit steps of the same job. */
 interface Prepared {
@@ -169,16 +170,4 @@ async function checkOnProxy(ctx: LibraryInstallContext, module: string, version:
   let served: unknown;
   try { served = JSON.parse(text); } catch { served = undefined; }
   if ((served as { Version?: unknown } | undefined)?.Version !== version) throw new GoError('GO_PROXY_INVALID', `${url} did not describe ${module}@${version}`);
-}
-
-/** The builder's platform as OCI names it (the tooling image runs natively there). */
-function builderArchitecture(): string {
-  const a = arch();
-  return ({ x64: 'amd64', ia32: '386', ppc64: 'ppc64le' } as Record<string, string>)[a] ?? a;
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
-  return out;
 }

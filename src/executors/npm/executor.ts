@@ -11,6 +11,7 @@ import { findNpmTooling, foreignPackageManager, placeOf, type NpmTooling, type P
 import { downloadTarball, fetchManifest, type RegistryManifest } from './registry.js';
 import { imageNodeModules, unmetDependencies, type ImageNodeModules } from './resolution.js';
 import { readTarball, writeTarball } from './tarball.js';
+import { groupBy } from '../../lib/group-by.js';
 
 type Failed = LibraryInstallResult['failed'][number];
 type Deferred = LibraryInstallResult['deferred'][number];
@@ -373,10 +374,4 @@ function join(root: string, path: string): string {
 function asError(error: unknown): Error {
   if (error instanceof Error) return error;
   return new NpmError('NPM_INTERNAL', String(error));
-}
-
-function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
-  const out = new Map<K, T[]>();
-  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
-  return out;
 }
