@@ -61,3 +61,20 @@ test('shipping a file under another package\'s file-trigger path is refused, unl
   await assert.rejects(vet({ 'var/lib/dpkg/triggers/File': triggers }, { md5sums: `${'0'.repeat(32)}  usr/share/applications/demo.desktop\n` }),
     required(/desktop-file-utils's file trigger on \/usr\/share\/applications/));
 });
+
+test('pam: its scripts are accounted for on an upgrade from a current version, and refused from old ones or with a changed profile', async () => {
+  const { libpamModulesHandler, libpamRuntimeHandler, libpam0gHandler } = await import('../../src/executors/deb/scripts/pam.js');
+  const profile = 'Name: Unix authentication\nDefault: yes\nPriority: 256\n';
+  const base = await image({ 'usr/share/pam-configs/unix': profile });
+  const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+  const ctx = (version: string, name: string, shipped = profile) => ({
+    pkg: { name, version } as never, newVersion: '1.5.2-6+deb12u3', base,
+    control: new Map([['md5sums', { name: 'md5sums', mode: 0o644, content: Buffer.from(`${md5(shipped)}  usr/share/pam-configs/unix\n`) }]]),
+  });
+  await libpam0gHandler.precheck!(ctx('1.5.2-6+deb12u2', 'libpam0g'));
+  await libpamModulesHandler.precheck!(ctx('1.5.2-6+deb12u2', 'libpam-modules'));
+  await libpamRuntimeHandler.precheck!(ctx('1.5.2-6+deb12u2', 'libpam-runtime'));
+  await assert.rejects(libpam0gHandler.precheck!(ctx('1.1.8-3.6', 'libpam0g')), required(/restart services/));
+  await assert.rejects(libpamModulesHandler.precheck!(ctx('1.3.1-5', 'libpam-modules')), required(/screensavers/));
+  await assert.rejects(libpamRuntimeHandler.precheck!(ctx('1.5.2-6+deb12u2', 'libpam-runtime', `${profile}Auth: pam_unix.so\n`)), required(/changed profile \/usr\/share\/pam-configs\/unix/));
+});

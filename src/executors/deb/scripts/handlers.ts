@@ -9,11 +9,15 @@ import { tzdataHandler } from './tzdata.js';
 import { aptHandler } from './apt.js';
 import { caCertificatesHandler } from './ca-certificates.js';
 import { opensslHandler } from './openssl.js';
+import { libpam0gHandler, libpamModulesHandler, libpamRuntimeHandler } from './pam.js';
 
 const handlers: Readonly<Record<string, PackageHandler>> = {
   apt: aptHandler,
   'ca-certificates': caCertificatesHandler,
   openssl: opensslHandler,
+  libpam0g: libpam0gHandler,
+  'libpam-modules': libpamModulesHandler,
+  'libpam-runtime': libpamRuntimeHandler,
   tzdata: tzdataHandler,
 };
 
