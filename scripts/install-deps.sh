@@ -9,7 +9,7 @@
 #           python3 + pip, golang-go (when no Go toolchain is on PATH),
 #           runc and buildkitd (built from the Go module proxy by
 #           scripts/build-buildkitd.sh) for the BuildKit executor's tests
-#   node:   npm ci (its `prepare` script compiles src/ to dist/), and dist/
+#   node:   Node.js 24 (scripts/node-lts.sh), npm ci (its `prepare` script compiles src/ to dist/), and dist/
 #           rebuilt when src/ is newer, so `npx patchd` runs the current source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,9 +45,11 @@ fi
 # The BuildKit executor's tests run a real buildkitd (root, runc, overlayfs).
 echo "install-deps: buildkitd: $(bash scripts/build-buildkitd.sh)"
 
-command -v node >/dev/null || { echo "install-deps: node (>= 20.18.1) is required" >&2; exit 1; }
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' \
-  || { echo "install-deps: node $(node --version) is too old, need >= 20.18.1" >&2; exit 1; }
+# Node.js 24 (the supported LTS): the machine's when it is that new, else the
+# official binary from the npm registry (scripts/node-lts.sh). Callers that run
+# node afterwards put the same directory first on PATH.
+export PATH="$(bash scripts/node-lts.sh):$PATH"
+echo "install-deps: node $(node --version)"
 
 # npm ci when node_modules is absent or older than the lockfile (npm keeps its
 # own copy of the lockfile it installed from in node_modules/.package-lock.json).

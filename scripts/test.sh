@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Everything below runs on Node.js 24, the supported LTS (installed when the machine's node is older).
+export PATH="$(bash scripts/node-lts.sh):$PATH"
 bash scripts/install-deps.sh
 
 echo "test: bookworm fixture: $(bash test/fixtures/build-bookworm.sh)"

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { QueueError, type Job, type JobQueue, type JobRequest, type JobStatus } from './types.js';
 
 interface Row {
@@ -13,10 +13,10 @@ interface Row {
 /** The embedded default: one SQLite file (WAL) in dataDir; every write is committed before it returns. */
 export function openSqliteQueue(path: string): JobQueue {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes (kill -9)
-  db.pragma('busy_timeout = 5000');
+  // node:sqlite (built into Node.js 24): no native addon to compile on install or in the image.
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes (kill -9)
   db.exec(`
     CREATE TABLE IF NOT EXISTS jobs (
       id TEXT PRIMARY KEY,
@@ -47,28 +47,41 @@ export function openSqliteQueue(path: string): JobQueue {
   const markRunning = db.prepare(`UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = @at, updated_at = @at WHERE id = @id AND status = 'queued'`);
   const byId = db.prepare('SELECT * FROM jobs WHERE id = ?');
 
-  const claim = db.transaction((at: string): Job | undefined => {
-    const row = next.get(at) as Row | undefined;
+  // BEGIN IMMEDIATE takes the write lock up front, so two processes never claim the same row.
+  const transaction = <A extends unknown[], R>(body: (...args: A) => R) => (...args: A): R => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = body(...args);
+      db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      db.exec('ROLLBACK');
+      throw error;
+    }
+  };
+
+  const claim = transaction((at: string): Job | undefined => {
+    const row = next.get(at) as unknown as Row | undefined;
     if (!row) return undefined;
     markRunning.run({ id: row.id, at });
-    return toJob(byId.get(row.id) as Row);
+    return toJob(byId.get(row.id) as unknown as Row);
   });
 
   const enqueueOne = (request: JobRequest, at: string) => {
     const id = randomUUID();
     const key = keyOf(request);
     const info = insert.run({ id, key, registry: request.registry, repository: request.repository, digest: request.digest ?? null, tag: request.tag ?? null, source: request.source, trigger: request.trigger, at });
-    if (info.changes === 1) return { id, created: true };
-    return { id: (byKey.get(key) as { id: string }).id, created: false };
+    if (Number(info.changes) === 1) return { id, created: true };
+    return { id: (byKey.get(key) as unknown as { id: string }).id, created: false };
   };
-  const enqueueMany = db.transaction((requests: readonly JobRequest[]) => {
+  const enqueueMany = transaction((requests: readonly JobRequest[]) => {
     const at = now();
     return requests.map((r) => enqueueOne(r, at));
   });
 
   // A closed queue (shutting down) is a dependency that is not there: 503 at the edge, not a bug.
   const isOpen = () => {
-    if (!db.open) throw new QueueError('QUEUE_CLOSED', 'the job queue is closed (patchd is shutting down)');
+    if (!db.isOpen) throw new QueueError('QUEUE_CLOSED', 'the job queue is closed (patchd is shutting down)');
   };
 
   return {
@@ -85,20 +98,20 @@ export function openSqliteQueue(path: string): JobQueue {
       else db.prepare(`UPDATE jobs SET status = 'dead', last_error = ?, finished_at = ?, updated_at = ? WHERE id = ?`).run(error, at, at, id);
     },
     attachDigest(id, digest) {
-      const row = byId.get(id) as Row | undefined;
+      const row = byId.get(id) as unknown as Row | undefined;
       if (!row) return false;
       const key = keyOf({ registry: row.registry, repository: row.repository, digest });
-      const holder = byKey.get(key) as { id: string } | undefined;
+      const holder = byKey.get(key) as unknown as { id: string } | undefined;
       if (holder && holder.id !== id) return false;
       db.prepare('UPDATE jobs SET digest = ?, dedupe_key = ?, updated_at = ? WHERE id = ?').run(digest, key, now(), id);
       return true;
     },
     recoverInterrupted() {
-      return db.prepare(`UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'`).run(now()).changes;
+      return Number(db.prepare(`UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'`).run(now()).changes);
     },
     get: (id) => {
       isOpen();
-      const row = byId.get(id) as Row | undefined;
+      const row = byId.get(id) as unknown as Row | undefined;
       return row ? toJob(row) : undefined;
     },
     list(options = {}) {
@@ -107,12 +120,12 @@ export function openSqliteQueue(path: string): JobQueue {
       const rows = options.status
         ? db.prepare('SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC LIMIT ?').all(options.status, limit)
         : db.prepare('SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?').all(limit);
-      return (rows as Row[]).map(toJob);
+      return (rows as unknown as Row[]).map(toJob);
     },
     counts() {
       isOpen();
       const out: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, skipped: 0, dead: 0 };
-      for (const r of db.prepare('SELECT status, COUNT(*) n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) out[r.status] = r.n;
+      for (const r of db.prepare('SELECT status, COUNT(*) n FROM jobs GROUP BY status').all() as unknown as { status: JobStatus; n: number }[]) out[r.status] = r.n;
       return out;
     },
     close: () => db.close(),

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import type { FileInspector, FsEntry, ImageFilesystem } from '../../image/filesystem.js';
 import { readAllBytes } from '../../lib/streams.js';
 import { readApkInstalled } from './readers/apk.js';
@@ -180,10 +180,12 @@ export class InventoryCollector implements FileInspector {
           const wal = this.spooled.get(`${path}-wal`);
           if (wal && present(`${path}-wal`, wal)) await copyFile(wal.value, join(dir, 'rpmdb.sqlite-wal'));
           // Not readonly: sqlite replays the WAL into the copy, which is ours to change.
-          const db = new Database(join(dir, 'rpmdb.sqlite'), { fileMustExist: true });
+          const db = new DatabaseSync(join(dir, 'rpmdb.sqlite'));
           const blobs: Buffer[] = [];
           try {
-            for (const row of db.prepare('SELECT blob FROM Packages').iterate() as Iterable<{ blob: Buffer }>) blobs.push(row.blob);
+            for (const row of db.prepare('SELECT blob FROM Packages').iterate() as Iterable<{ blob: Uint8Array }>) {
+              blobs.push(Buffer.from(row.blob.buffer, row.blob.byteOffset, row.blob.byteLength));
+            }
           } finally {
             db.close();
           }
