@@ -27,7 +27,26 @@ export function openSqliteQueue(path: string): JobQueue {
       created_at TEXT NOT NULL, updated_at TEXT NOT NULL, started_at TEXT, finished_at TEXT
     );
     CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (status, not_before);
+    CREATE INDEX IF NOT EXISTS jobs_by_digest ON jobs (registry, repository, digest, created_at);
+    CREATE INDEX IF NOT EXISTS jobs_by_tag ON jobs (registry, repository, tag, created_at);
+    -- What each succeeded job pushed, so admission finds a patched digest's job however old it is.
+    CREATE TABLE IF NOT EXISTS job_outputs (
+      digest TEXT NOT NULL, job_id TEXT NOT NULL, created_at TEXT NOT NULL,
+      PRIMARY KEY (digest, job_id)
+    );
   `);
+  // The digests a result names (see JobQueue.producerOf), for one job (?1) or, at start-up, every job that predates job_outputs.
+  const recordOutputs = (where: string) => db.prepare(`INSERT OR IGNORE INTO job_outputs (digest, job_id, created_at)
+    SELECT d, id, created_at FROM (
+      SELECT json_extract(jobs.result, '$.digest') AS d, jobs.id AS id, jobs.created_at AS created_at FROM jobs WHERE ${where}
+      UNION ALL
+      SELECT json_extract(p.value, '$.manifestDigest'), jobs.id, jobs.created_at FROM jobs, json_each(jobs.result, '$.platforms') AS p WHERE ${where}
+    ) WHERE d IS NOT NULL`);
+  if (Number(db.prepare('PRAGMA user_version').get()?.['user_version'] ?? 0) < 1) {
+    recordOutputs("jobs.status = 'succeeded' AND json_valid(jobs.result)").run();
+    db.exec('PRAGMA user_version = 1');
+  }
+  const recordJobOutputs = recordOutputs("jobs.id = ?1 AND jobs.status = 'succeeded' AND json_valid(jobs.result)");
 
   const now = () => new Date().toISOString();
   const keyOf = (r: { registry: string; repository: string; digest?: string | null; tag?: string | null }) =>
@@ -46,6 +65,11 @@ export function openSqliteQueue(path: string): JobQueue {
   const next = db.prepare(`SELECT * FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY not_before, created_at LIMIT 1`);
   const markRunning = db.prepare(`UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = @at, updated_at = @at WHERE id = @id AND status = 'queued'`);
   const byId = db.prepare('SELECT * FROM jobs WHERE id = ?');
+  const producer = db.prepare(`SELECT jobs.* FROM job_outputs JOIN jobs ON jobs.id = job_outputs.job_id
+    WHERE job_outputs.digest = ? AND jobs.status = 'succeeded' ORDER BY job_outputs.created_at DESC, jobs.rowid DESC LIMIT 1`);
+  const newestByDigest = db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? AND digest = ? ORDER BY created_at DESC, rowid DESC LIMIT 1');
+  const newestByTag = db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? AND tag = ? ORDER BY created_at DESC, rowid DESC LIMIT 1');
+  const first = (row: unknown) => (row ? toJob(row as Row) : undefined);
 
   // BEGIN IMMEDIATE takes the write lock up front, so two processes never claim the same row.
   const transaction = <A extends unknown[], R>(body: (...args: A) => R) => (...args: A): R => {
@@ -88,10 +112,11 @@ export function openSqliteQueue(path: string): JobQueue {
     enqueue: (request) => { isOpen(); return enqueueMany([request])[0]!; },
     enqueueMany: (requests) => { isOpen(); return enqueueMany(requests); },
     claim: (at = new Date()) => claim(at.toISOString()),
-    succeed(id, status, result) {
+    succeed: transaction((id: string, status: 'succeeded' | 'skipped', result: unknown) => {
       const at = now();
       db.prepare(`UPDATE jobs SET status = ?, result = ?, last_error = NULL, finished_at = ?, updated_at = ? WHERE id = ?`).run(status, JSON.stringify(result ?? null), at, at, id);
-    },
+      recordJobOutputs.run(id);
+    }),
     fail(id, error, retryAt) {
       const at = now();
       if (retryAt) db.prepare(`UPDATE jobs SET status = 'queued', last_error = ?, not_before = ?, updated_at = ? WHERE id = ?`).run(error, retryAt.toISOString(), at, id);
@@ -113,6 +138,18 @@ export function openSqliteQueue(path: string): JobQueue {
       isOpen();
       const row = byId.get(id) as unknown as Row | undefined;
       return row ? toJob(row) : undefined;
+    },
+    producerOf: (digest) => {
+      isOpen();
+      return first(producer.get(digest));
+    },
+    newestByDigest: (registry, repository, digest) => {
+      isOpen();
+      return first(newestByDigest.get(registry, repository, digest));
+    },
+    newestByTag: (registry, repository, tag) => {
+      isOpen();
+      return first(newestByTag.get(registry, repository, tag));
     },
     list(options = {}) {
       isOpen();

@@ -49,6 +49,16 @@ export interface JobQueue {
   /** Jobs left running by a crash go back to the queue. */
   recoverInterrupted(): number;
   get(id: string): Job | undefined;
+  /**
+   * The newest succeeded job that pushed `digest`: a succeeded job's result
+   * names what it pushed in `digest` (the patched image or index) and
+   * `platforms[].manifestDigest` (each patched platform's manifest).
+   */
+  producerOf(digest: string): Job | undefined;
+  /** The newest job for an image pushed as repository@digest. */
+  newestByDigest(registry: string, repository: string, digest: string): Job | undefined;
+  /** The newest job for an image pushed as repository:tag. */
+  newestByTag(registry: string, repository: string, tag: string): Job | undefined;
   list(options?: { status?: JobStatus; limit?: number }): Job[];
   counts(): Record<JobStatus, number>;
   close(): void;

@@ -62,3 +62,39 @@ test('a tag-only job takes its digest, unless another job already has it', () =>
   assert.equal(q.attachDigest(other, digest(8)), true);
   assert.equal(q.enqueue(request(8)).id, other, 'later deliveries with the digest find it');
 });
+
+test('any job is found by what it pushed, its digest or its tag, past thousands of newer jobs', () => {
+  const q = openSqliteQueue(':memory:');
+  const old = q.enqueue(request(1, { tag: 'old' })).id;
+  q.claim();
+  q.succeed(old, 'succeeded', { status: 'patched', target: 'h/app:old-patched', digest: digest(1001), platforms: [{ manifestDigest: digest(2001) }, { manifestDigest: digest(2002) }, {}] });
+  for (let n = 2; n < 3000; n++) q.enqueue(request(n, { tag: `t${n}` }));
+  assert.equal(q.producerOf(digest(1001))?.id, old, 'the pushed index or image');
+  assert.equal(q.producerOf(digest(2002))?.id, old, 'a patched platform manifest');
+  assert.equal(q.producerOf(digest(1)), undefined, 'the original is not an output');
+  assert.equal(q.newestByDigest('local', 'app', digest(1))?.id, old, 'by original digest');
+  assert.equal(q.newestByTag('local', 'app', 'old')?.id, old, 'by tag');
+  assert.equal(q.newestByTag('local', 'other', 'old'), undefined, 'another repository');
+  const skipped = q.enqueue(request(5000, { tag: 'old' })).id;
+  q.claim(new Date(Date.now() + 1000));
+  assert.equal(q.newestByTag('local', 'app', 'old')?.id, skipped, 'the newest job for a tag wins');
+  q.succeed(skipped, 'skipped', { reason: 'nothing to patch', digest: digest(9999) });
+  assert.equal(q.producerOf(digest(9999)), undefined, 'only succeeded jobs produced anything');
+});
+
+test('a database written before job_outputs existed is indexed when opened', async () => {
+  const { DatabaseSync } = await import('node:sqlite');
+  const path = join(work.path, 'old-format.sqlite');
+  const q1 = openSqliteQueue(path);
+  const id = q1.enqueue(request(1)).id;
+  q1.claim();
+  q1.succeed(id, 'succeeded', { target: 'h/app:v1-patched', digest: digest(77), platforms: [{ manifestDigest: digest(78) }] });
+  q1.close();
+  // As an earlier patchd left it: no outputs table, user_version 0.
+  const raw = new DatabaseSync(path);
+  raw.exec('DROP TABLE job_outputs; PRAGMA user_version = 0');
+  raw.close();
+  const q2 = openSqliteQueue(path);
+  assert.equal(q2.producerOf(digest(78))?.id, id, 'backfilled from the stored result');
+  q2.close();
+});
