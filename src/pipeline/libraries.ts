@@ -9,7 +9,6 @@ import type { PlannedLibrary } from '../plan/types.js';
 import { scanLayers } from '../scan/scan.js';
 import { buildkitRun, PipelineError, type PatchLayer, type PlatformContext, type PlatformResult } from './context.js';
 import { libraryExecutors } from './library-executors.js';
-import { groupBy } from '../lib/group-by.js';
 
 /**
  * The library step: every planned library upgrade lands in the same single
@@ -35,7 +34,7 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
     };
     const results: { executor: LibraryExecutor; result: LibraryInstallResult }[] = [];
     const failed: { library: PlannedLibrary; error: Error }[] = [];
-    for (const [ecosystem, group] of groupBy(libraries, (l) => l.ecosystem)) {
+    for (const [ecosystem, group] of Map.groupBy(libraries, (l) => l.ecosystem)) {
       const executor = libraryExecutors.find((e) => e.ecosystem === ecosystem);
       if (!executor) {
         for (const library of group) failed.push({ library, error: new PipelineError('EXECUTOR_UNSUPPORTED', `no executor installs ${ecosystem} libraries yet`) });

@@ -11,7 +11,6 @@ import { downloadNupkg } from './flat-container.js';
 import { openNupkg } from './nupkg.js';
 import { flatContainerPath } from './nuspec.js';
 import { updateDotnetApp, type DotnetPackageUpdate } from './update.js';
-import { groupBy } from '../../lib/group-by.js';
 import { builderArchitecture } from '../buildkit/platform.js';
 
 /**
@@ -41,7 +40,7 @@ export const dotnetExecutor: LibraryExecutor = {
       skipped.push({ library: l, why: `/${l.path} is not an application's deps.json (SDK tooling, the NuGet cache and /tmp are left alone)` });
       return false;
     });
-    const byApp = groupBy(apps, (l) => l.path);
+    const byApp = Map.groupBy(apps, (l) => l.path);
     // "First found": in path order, so the same image always patches the same app.
     const [first, ...others] = [...byApp.keys()].sort();
     for (const other of others) {

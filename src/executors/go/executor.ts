@@ -11,7 +11,6 @@ import type { LibraryExecutor, LibraryInstallContext, LibraryInstallResult } fro
 import { buildArguments, toolchainForStdlib, toolchainOf } from './build-settings.js';
 import { GoError } from './errors.js';
 import { checkImagePath, checkModule, checkSum, isPackagePath, proxyUrl } from './module-path.js';
-import { groupBy } from '../../lib/group-by.js';
 import { builderArchitecture } from '../buildkit/platform.js';
 
 /** What installInProcess worked out for the BuildKit steps of the same job. */
@@ -56,7 +55,7 @@ export const goExecutor: LibraryExecutor = {
     const updates: GoModuleUpdate[] = [];
     const rebuilds: GoRebuild[] = [];
 
-    for (const [target, group] of groupBy(libraries, (l) => `${originOf(ctx, l)}\0${l.path}`)) {
+    for (const [target, group] of Map.groupBy(libraries, (l) => `${originOf(ctx, l)}\0${l.path}`)) {
       const origin = target.slice(0, target.indexOf('\0')) as 'go.mod' | 'binary';
       try {
         if (origin === 'go.mod') {

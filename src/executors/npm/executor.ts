@@ -11,7 +11,6 @@ import { findNpmTooling, foreignPackageManager, placeOf, type NpmTooling, type P
 import { downloadTarball, fetchManifest, type RegistryManifest } from './registry.js';
 import { imageNodeModules, unmetDependencies, type ImageNodeModules } from './resolution.js';
 import { readTarball, writeTarball } from './tarball.js';
-import { groupBy } from '../../lib/group-by.js';
 
 type Failed = LibraryInstallResult['failed'][number];
 type Deferred = LibraryInstallResult['deferred'][number];
@@ -81,7 +80,7 @@ export const npmExecutor: LibraryExecutor = {
 
     const applied: PlannedLibrary[] = [];
     let bytesDownloaded = 0;
-    for (const [root, group] of groupBy(exact, (c) => c.place.root)) {
+    for (const [root, group] of Map.groupBy(exact, (c) => c.place.root)) {
       const result = await installIntoProject(ctx, root, group);
       applied.push(...result.applied);
       failed.push(...result.failed);
