@@ -44,6 +44,7 @@ fi
 
 # The BuildKit executor's tests run a real buildkitd (root, runc, overlayfs).
 echo "install-deps: buildkitd: $(bash scripts/build-buildkitd.sh)"
+echo "install-deps: go tools: kube-apiserver kubectl etcd helm gator kyverno"; bash scripts/build-go-tools.sh >/dev/null
 
 # Node.js 24 (the supported LTS): the machine's when it is that new, else the
 # official binary from the npm registry (scripts/node-lts.sh). Callers that run
