@@ -100,8 +100,10 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
     const started = deps.ready?.() ?? true;
     const queueCounts = queue.counts(); // a closed queue throws QUEUE_CLOSED: onError answers 503
     const registries = (await deps.registriesReachable?.()) ?? {};
-    const ready = started && Object.values(registries).every(Boolean);
-    return c.json({ status: ready ? 'ready' : started ? 'registries unreachable' : 'starting', queue: queueCounts, registries }, ready ? 200 : 503);
+    // An unreachable registry does not make patchd unready: its pushes still queue durably and retry, and
+    // admission must keep answering (a readiness failure would take every webhook out of the Service).
+    const status = !started ? 'starting' : Object.values(registries).every(Boolean) ? 'ready' : 'degraded: registries unreachable';
+    return c.json({ status, queue: queueCounts, registries }, started ? 200 : 503);
   });
   app.get('/jobs', (c) => {
     const status = c.req.query('status');

@@ -66,3 +66,16 @@ test('app.onError maps the kinds once: a closed queue is 503, a bug is 500 and s
   assert.deepEqual(await res.json(), { error: 'internal error' });
   open.close();
 });
+
+test('/readyz: starting is 503; an unreachable registry is reported as degraded but stays 200 (pushes queue, admission answers)', async () => {
+  const config = loadConfig({}, 'registries:\n  local: { url: "http://127.0.0.1:5000", webhookSecret: "s" }\n');
+  const queue = openSqliteQueue(':memory:');
+  let started = false;
+  const app = createApp({ config, queue, logger: silentLogger(), metrics: new Metrics(), ready: () => started, registriesReachable: async () => ({ local: false }) });
+  assert.equal((await app.request('/readyz')).status, 503, 'not ready before start-up finished');
+  started = true;
+  const res = await app.request('/readyz');
+  assert.equal(res.status, 200, 'a registry outage does not take patchd out of its Service');
+  assert.deepEqual(await res.json(), { status: 'degraded: registries unreachable', queue: { queued: 0, running: 0, succeeded: 0, skipped: 0, dead: 0 }, registries: { local: false } }, 'the body says which registry');
+  queue.close();
+});
