@@ -27,6 +27,14 @@ version_of() {
   esac
 }
 
+# Bumped when a tool's build changes, so a cached binary from the older build is not reused.
+build_revision() {
+  case $1 in
+    helm) echo "-r2" ;;   # r2: Kubernetes version stamped
+    *) echo "" ;;
+  esac
+}
+
 log() { echo "build-go-tools: $*" >&2; }
 
 # Copies MOD@VERSION's source from the module cache into $work/src (writable).
@@ -93,6 +101,14 @@ EOF
       fetch_module "helm.sh/helm/v3@$version"
       cd "$work/src"
       ldflags="-X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitCommit=module-proxy -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+      # As helm's Makefile does: the Kubernetes version `helm template` and `helm lint` assume is
+      # client-go's (v0.N → 1.N); unstamped, helm assumes 1.20 and charts needing newer fail to render.
+      local client_go k8s_minor
+      client_go=$(go list -m -f '{{.Version}}' k8s.io/client-go)
+      k8s_minor=$(echo "$client_go" | cut -d. -f2)
+      for stamped in pkg/chartutil pkg/lint/rules; do
+        ldflags="$ldflags -X helm.sh/helm/v3/$stamped.k8sVersionMajor=1 -X helm.sh/helm/v3/$stamped.k8sVersionMinor=$k8s_minor"
+      done
       pkg=./cmd/helm
       ;;
     gator)
@@ -122,7 +138,7 @@ done
 mkdir -p "$bin"
 for name in "${tools[@]}"; do
   version=$(version_of "$name")
-  out="$bin/$name-$version"
+  out="$bin/$name-$version$(build_revision "$name")"
   if [ ! -x "$out" ]; then
     command -v go >/dev/null || { log "go is required"; exit 1; }
     # A subshell per tool: its lock, temp dir and cd end with it.
