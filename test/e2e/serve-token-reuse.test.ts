@@ -48,12 +48,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (patchd && patchd.child.exitCode === null) {
-    patchd.child.kill('SIGTERM');
-    const timer = setTimeout(() => patchd.child.kill('SIGKILL'), 10_000);
-    await patchd.exited;
-    clearTimeout(timer);
-  }
+  await patchd?.stop();
   await registry?.stop();
   await tokens?.stop();
   await work?.remove();

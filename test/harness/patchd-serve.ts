@@ -12,6 +12,8 @@ export interface RunningPatchd {
   readonly url: string;
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
+  /** SIGTERM (then SIGKILL after 10 s) and wait for the exit; nothing when it has already exited. */
+  stop(): Promise<void>;
 }
 
 export async function startPatchdServe(args: { dir: string; config: (port: number) => string[]; port?: number; env?: Record<string, string>; logs?: 'inherit' | 'ignore' }): Promise<RunningPatchd> {
@@ -28,5 +30,12 @@ export async function startPatchdServe(args: { dir: string; config: (port: numbe
     if (child.exitCode !== null || i > 200) throw new Error(`patchd serve did not start on ${url}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { url, child, exited };
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { url, child, exited, stop };
 }
