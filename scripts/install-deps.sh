@@ -3,7 +3,8 @@
 # machine, and nothing when it is all there already (safe to run every time).
 #   system: docker-registry (local registry), skopeo, umoci (independent image
 #           tools for the tests), debootstrap (the bookworm fixture),
-#           apache2-utils (htpasswd for auth tests), xz-utils, ca-certificates, openssl,
+#           apache2-utils (htpasswd for auth tests), xz-utils, zstd (zstd layers made
+#           and read back independently of patchd), ca-certificates, openssl,
 #           rpm + db5.3-util + createrepo-c + dnf (rpm databases and repositories
 #           for the scanner and BuildKit tests), git, zip, curl,
 #           python3 + pip, golang-go (when no Go toolchain is on PATH),
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git runc createrepo-c dnf zip unzip curl)
+apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git runc createrepo-c dnf zip unzip curl zstd)
 
 missing=()
 missing_lang=()

@@ -84,6 +84,8 @@ const RegistrySchema = z.object({
     executor: z.enum(['auto', 'inprocess', 'buildkit']).default('auto'),
     /** Copa's --toolchain-patch-level: how far a Go binary's toolchain may move to fix stdlib findings; unset, they are not patched. */
     toolchainPatchLevel: z.enum(['patch', 'minor', 'major']).optional(),
+    /** How patch layers are compressed; unset, gzip. zstd needs OCI image manifests (a Docker schema 2 image fails its job). */
+    compression: z.enum(['gzip', 'zstd']).optional(),
     /** Package mirrors for this registry's images; each kind given here replaces the top-level `mirrors` one. */
     mirrors: MirrorsSchema.optional(),
   }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto' }),

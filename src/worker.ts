@@ -155,6 +155,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
           pkgTypes: { os: registry.policy.pkgTypes.includes('os'), library: registry.policy.pkgTypes.includes('library') },
           libraryPatchLevel: registry.policy.libraryPatchLevel, executor: registry.policy.executor,
           ...(registry.policy.toolchainPatchLevel ? { toolchainPatchLevel: registry.policy.toolchainPatchLevel } : {}),
+          ...(registry.policy.compression ? { compression: registry.policy.compression } : {}),
         },
       );
       const summary = {

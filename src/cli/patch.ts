@@ -34,6 +34,7 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
       tag: { type: 'string', short: 't' },
       'tag-suffix': { type: 'string', default: '-patched' },
       'ignore-errors': { type: 'boolean', default: false },
+      compression: { type: 'string', default: 'gzip' },
       'plain-http': { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
@@ -54,6 +55,8 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
   if (toolchainPatchLevel && !pkgTypes.library) throw new UsageError('--toolchain-patch-level needs --pkg-types library or os,library');
   const executor = values.executor as ExecutorChoice;
   if (!executors.includes(executor)) throw new UsageError(`--executor takes auto, inprocess or buildkit (got ${JSON.stringify(values.executor)})`);
+  const compression = values.compression;
+  if (compression !== 'gzip' && compression !== 'zstd') throw new UsageError(`--compression takes gzip or zstd (got ${JSON.stringify(compression)})`);
   const image = parseReference(values.image);
 
   // On a TTY the progress display talks to the user; logs stay quiet unless asked for.
@@ -83,7 +86,7 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
         ...(buildkitClient ? { buildkit: { client: buildkitClient, keychain, ...(Object.keys(toolingImages).length > 0 ? { toolingImages } : {}) } } : {}),
       },
       {
-        image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'], executor,
+        image, tagSuffix: values['tag-suffix'], ignoreErrors: values['ignore-errors'], dryRun: values['dry-run'], executor, compression,
         advisories: { ...(report ? { report } : {}), ...(osv ? { osv } : {}) }, pkgTypes, libraryPatchLevel,
         ...(toolchainPatchLevel ? { toolchainPatchLevel: parsePatchLevel(toolchainPatchLevel) } : {}),
         ...(values.tag ? { target: values.tag } : {}),

@@ -29,6 +29,8 @@ Options for patch:
   -t, --tag TAG          tag (or full reference) for the result [default: <tag><suffix>]
       --tag-suffix S     suffix for the result's tag [default: -patched]
       --ignore-errors    skip packages that cannot be patched in-process instead of failing
+      --compression C    gzip or zstd: how the patch layer is compressed [default: gzip];
+                         zstd needs an OCI image manifest
       --plain-http       speak HTTP, not HTTPS, to the registry (always so for loopback)
       --dry-run          print the plan, push nothing
       --buildkit-addr A  BuildKit daemon: unix:///path or tcp://host:port [default:

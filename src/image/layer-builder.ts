@@ -4,9 +4,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { constants as zlib, createGzip, createZstdCompress } from 'node:zlib';
 import tar from 'tar-stream';
-import { MediaType } from '../oci/media-types.js';
+import { layerCompressionOf, MediaType } from '../oci/media-types.js';
 import { ImageError } from './errors.js';
 import type { Layer } from './layer.js';
 import { baseName, normaliseEntryPath, parentOf } from './tar-path.js';
@@ -50,7 +50,7 @@ export interface LayerBuilder {
   get(path: string): StagedEntry | undefined;
   /** Staged paths, sorted. */
   paths(): string[];
-  /** tar → sha256 (diffID) → gzip → sha256 + size (digest) → temp file, in one streaming pass. */
+  /** tar → sha256 (diffID) → gzip or zstd (by the media type) → sha256 + size (digest) → temp file, in one streaming pass. */
   write(): Promise<WrittenLayer>;
   dispose(): Promise<void>;
 }
@@ -65,13 +65,22 @@ interface Staged extends StagedEntry {
 const inMemoryLimit = 1 << 20;
 const defaultMemoryBudget = 256 * 2 ** 20;
 
-export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; mediaType?: string; gzipLevel?: number; memoryBudget?: number }): LayerBuilder {
+/** zstd's own default level (the zstd CLI's): about gzip -6's time for smaller layers. */
+const defaultZstdLevel = 3;
+
+/** `mediaType` decides the compression: a `+gzip`/`.gzip` type is written with gzip, `+zstd`/`.zstd` with zstd. */
+export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; mediaType?: string; gzipLevel?: number; zstdLevel?: number; memoryBudget?: number }): LayerBuilder {
   const staged = new Map<string, Staged>();
   // Bytes of file content held in memory: bounded, so a huge patch spools instead of growing the heap.
   let inMemory = 0;
   const budget = options.memoryBudget ?? defaultMemoryBudget;
   const mtime = options.mtime ?? new Date(0);
   const mediaType = options.mediaType ?? MediaType.ociLayerGzip;
+  const compression = layerCompressionOf(mediaType);
+  if (compression !== 'gzip' && compression !== 'zstd') throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `patch layers are written gzip or zstd compressed, not as ${mediaType}`);
+  const compressor = () => compression === 'zstd'
+    ? createZstdCompress({ params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? defaultZstdLevel, [zlib.ZSTD_c_checksumFlag]: 1 } })
+    : createGzip({ level: options.gzipLevel ?? 6 });
   let workDir: Promise<string> | undefined;
   let spoolCount = 0;
   const dir = () => (workDir ??= mkdtemp(join(options.tmpDir, 'layer-')));
@@ -125,7 +134,7 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
     paths() { return [...staged.keys()].sort(compareBytes); },
 
     async write() {
-      const out = join(await dir(), 'layer.tar.gz');
+      const out = join(await dir(), compression === 'zstd' ? 'layer.tar.zst' : 'layer.tar.gz');
       const pack = tar.pack();
       const diffIdHash = createHash('sha256');
       const digestHash = createHash('sha256');
@@ -135,7 +144,7 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
       const writing = pipeline(
         pack,
         hashing(diffIdHash, (n) => { uncompressedSize += n; }),
-        createGzip({ level: options.gzipLevel ?? 6 }),
+        compressor(),
         hashing(digestHash, (n) => { size += n; }),
         createWriteStream(out),
       );

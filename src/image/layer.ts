@@ -1,7 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { MediaType } from '../oci/media-types.js';
+import { constants as zlib, createGunzip, createZstdDecompress } from 'node:zlib';
+import { layerCompressionOf } from '../oci/media-types.js';
 import { ImageError } from './errors.js';
 
 /** A layer is a descriptor plus an opener (ggcr tarball.LayerFromOpener): nothing is read until open(). */
@@ -24,16 +24,30 @@ export interface DecompressLimits {
 
 export const defaultDecompressLimits: DecompressLimits = { maxBytes: 16 * 2 ** 30, maxRatio: 200, ratioFloorBytes: 2 ** 30 };
 
-const gzipTypes = new Set<string>([MediaType.ociLayerGzip, MediaType.dockerLayerGzip, MediaType.dockerForeignLayerGzip]);
+/**
+ * zstd frames name the window they need; libzstd's default ceiling (2^27,
+ * 128 MiB) is stated here so a frame asking for more (`zstd --long=31`) is
+ * refused instead of allocating it. The output is bounded by byteLimit, as gzip's.
+ */
+const zstdWindowLogMax = 27;
+
+function decompressorFor(layer: Layer): Transform | undefined {
+  switch (layerCompressionOf(layer.mediaType)) {
+    case 'gzip': return createGunzip();
+    case 'zstd': return createZstdDecompress({ params: { [zlib.ZSTD_d_windowLogMax]: zstdWindowLogMax } });
+    case 'none': return undefined;
+    default: throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `unsupported layer media type ${layer.mediaType} (${layer.digest})`);
+  }
+}
 
 /**
- * The layer's tar stream: blob → decompressor (by media type) → decompression-bomb guard.
+ * The layer's tar stream: blob → decompressor (gzip or zstd, by media type) → decompression-bomb guard.
  *
  * The three are joined so that a failure anywhere, or the consumer destroying
  * the tar stream, destroys all of them down to the blob (and its HTTP body).
  * When decompressing or reading the tar fails (the consumer destroys the tar
  * stream with its error), the rest of the blob is read first, bytes discarded:
- * damaged bytes trip gunzip or the tar parser long before the blob's verifier
+ * damaged bytes trip the decompressor or the tar parser long before the blob's verifier
  * (`client.openBlob`) reaches the end and can judge them, and its
  * BLOB_DIGEST_MISMATCH is the failure to report, with the parse error as its
  * cause. If the blob verifies, the parse error stands. The tar stream then
@@ -41,13 +55,7 @@ const gzipTypes = new Set<string>([MediaType.ociLayerGzip, MediaType.dockerLayer
  * destroyed with). The blob is bounded by the descriptor's size, so this ends.
  */
 export async function openLayerTar(layer: Layer, limits: DecompressLimits = defaultDecompressLimits): Promise<Readable> {
-  let decompressor: Transform | undefined;
-  if (gzipTypes.has(layer.mediaType)) decompressor = createGunzip();
-  else if (layer.mediaType === MediaType.ociLayerZstd) {
-    throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `zstd layers are not supported yet (${layer.digest})`);
-  } else if (layer.mediaType !== MediaType.ociLayerTar && layer.mediaType !== 'application/vnd.docker.image.rootfs.diff.tar') {
-    throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `unsupported layer media type ${layer.mediaType} (${layer.digest})`);
-  }
+  const decompressor = decompressorFor(layer);
   const blob = await layer.open();
 
   const rootCause = async (error: Error): Promise<Error> => {

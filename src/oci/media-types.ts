@@ -9,7 +9,10 @@ export const MediaType = {
   ociLayerTar: 'application/vnd.oci.image.layer.v1.tar',
   ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   ociLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerLayerTar: 'application/vnd.docker.image.rootfs.diff.tar',
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  /** Not in Docker's spec: containerd's and BuildKit's name for zstd layers under Docker manifests (Docker itself fails to pull them). */
+  dockerLayerZstd: 'application/vnd.docker.image.rootfs.diff.tar.zstd',
   dockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   openVex: 'application/vnd.openvex+json',
 } as const;
@@ -28,4 +31,25 @@ export function isIndexMediaType(mediaType: string): boolean {
 /** The layer media type that matches a manifest's family (Docker images keep Docker layer types). */
 export function gzipLayerMediaTypeFor(manifestMediaType: string): string {
   return manifestMediaType === MediaType.dockerManifest ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+}
+
+/** How a patch layer's tar is compressed (Copa-style `--compression`; registry policy `compression`). */
+export type LayerCompression = 'gzip' | 'zstd';
+
+/** The compression a layer media type declares; undefined for a type that is not a layer's. */
+export function layerCompressionOf(mediaType: string): LayerCompression | 'none' | undefined {
+  switch (mediaType) {
+    case MediaType.ociLayerGzip:
+    case MediaType.dockerLayerGzip:
+    case MediaType.dockerForeignLayerGzip:
+      return 'gzip';
+    case MediaType.ociLayerZstd:
+    case MediaType.dockerLayerZstd:
+      return 'zstd';
+    case MediaType.ociLayerTar:
+    case MediaType.dockerLayerTar:
+      return 'none';
+    default:
+      return undefined;
+  }
 }

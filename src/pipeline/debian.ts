@@ -6,12 +6,12 @@ import { executeDebPlan } from '../executors/deb/executor.js';
 import { mirroredSourcesFile, readAptSources, type AptRepositories } from '../distro/deb/repository/index.js';
 import type { Layer } from '../image/layer.js';
 import { createLayerBuilder } from '../image/layer-builder.js';
-import { gzipLayerMediaTypeFor } from '../oci/media-types.js';
 import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
 import { debUpgradeRequest } from '../plan/os-request.js';
 import type { PatchPlan, PlannedPackage } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';
 import { buildkitRun, PipelineError, verifyInstalled, type PlatformContext, type PlatformResult } from './context.js';
+import { patchLayerMediaType } from './layer-media-type.js';
 
 /**
  * Debian-family images with apt sources: the apt-get upgrade plan, built
@@ -29,6 +29,7 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
     return { outcome: { platform, ...scanned, plan, failed: [] }, bytesDownloaded: repositories.stats.bytesDownloaded };
   }
 
+  const mediaType = patchLayerMediaType(manifest.mediaType, options.compression);
   options.onProgress?.({ stage: 'build', detail: platform });
   const executor = options.executor ?? 'auto';
   if (executor === 'buildkit' && !deps.buildkit) throw new PipelineError('BUILDKIT_NOT_CONFIGURED', '--executor buildkit needs a BuildKit daemon (--buildkit-addr, or buildkit.address in the config)');
@@ -39,12 +40,12 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
     const layer = await buildPatchLayer(
       buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
       (base) => aptInstall(base, plan.packages.map((p) => ({ name: p.name, version: p.to, architecture: p.architecture })), arch, mirrored),
-      gzipLayerMediaTypeFor(manifest.mediaType),
+      mediaType,
     );
     return { layer, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'buildkit' };
   };
   const viaInProcess = async (ignoreErrors: boolean): Promise<Built | undefined> => {
-    const builder = createLayerBuilder({ tmpDir: workDir, mediaType: gzipLayerMediaTypeFor(manifest.mediaType) });
+    const builder = createLayerBuilder({ tmpDir: workDir, mediaType });
     try {
       const result = await executeDebPlan({
         base: fs, db, users, plan, repositories, builder, tmpDir: workDir, ignoreErrors, logger, debCacheDir: deps.cacheDir,

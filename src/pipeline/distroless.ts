@@ -1,8 +1,8 @@
 import { patchDistrolessImage } from '../executors/buildkit/tooling-patch.js';
-import { gzipLayerMediaTypeFor } from '../oci/media-types.js';
 import type { PatchPlan } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';
 import { buildkitRun, verifyInstalled, type PlatformContext, type PlatformResult } from './context.js';
+import { patchLayerMediaType } from './layer-media-type.js';
 
 /** Distroless Debian images: no apt sources and no shell; a Debian tooling image's apt works on them through BuildKit. */
 export async function patchDistrolessPlatform(ctx: PlatformContext): Promise<PlatformResult> {
@@ -17,7 +17,7 @@ export async function patchDistrolessPlatform(ctx: PlatformContext): Promise<Pla
     const result = await patchDistrolessImage({
       run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
       inventory, request, toolingImage: deps.buildkit!.toolingImages!.deb!, nativeArchitecture: (await fs.readFile('var/lib/dpkg/arch'))?.toString('utf8').split('\n')[0]?.trim() || image.config.architecture,
-      mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
+      mediaType: patchLayerMediaType(manifest.mediaType, options.compression),
       ...(deps.mirrors?.apt ? { mirrors: deps.mirrors.apt } : {}),
     });
     const distrolessPlan: PatchPlan = { ...emptyPlan, upgraded: result.upgraded };

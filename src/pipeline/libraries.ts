@@ -3,11 +3,11 @@ import type { LibraryExecutor, LibraryInstallContext, LibraryInstallResult } fro
 import { createLayerBuilder } from '../image/layer-builder.js';
 import { mergeLayerInto } from '../image/merge-layer.js';
 import { PatchdError } from '../lib/errors.js';
-import { gzipLayerMediaTypeFor } from '../oci/media-types.js';
 import { defaultLibraryIndexUrls, type PackageIndexes } from '../plan/library-index.js';
 import type { PlannedLibrary } from '../plan/types.js';
 import { scanLayers } from '../scan/scan.js';
 import { buildkitRun, PipelineError, type PatchLayer, type PlatformContext, type PlatformResult } from './context.js';
+import { patchLayerMediaType } from './layer-media-type.js';
 import { libraryExecutors } from './library-executors.js';
 
 /**
@@ -21,7 +21,8 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
   const { deps, options, image, manifest, ref, platform, workDir, fs, inventory, logger } = { ...ctx, logger: ctx.deps.logger };
   const libraries = ctx.libraryPlan.libraries;
   options.onProgress?.({ stage: 'build', detail: `${platform} libraries` });
-  const builder = createLayerBuilder({ tmpDir: workDir, mediaType: gzipLayerMediaTypeFor(manifest.mediaType) });
+  const mediaType = patchLayerMediaType(manifest.mediaType, options.compression);
+  const builder = createLayerBuilder({ tmpDir: workDir, mediaType });
   try {
     if (os.patch) await mergeLayerInto(builder, os.patch.layer);
     const install: LibraryInstallContext = {
@@ -58,7 +59,7 @@ export async function patchLibraries(ctx: PlatformContext, os: PlatformResult): 
       for (const r of runnable) {
         const libs = r.result.deferred.map((d) => d.library);
         const run = buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options);
-        const layer = await buildPatchLayer(run, (base) => ({ lower: base, upper: r.executor.buildkitSteps!(base, libs, install) }), gzipLayerMediaTypeFor(manifest.mediaType));
+        const layer = await buildPatchLayer(run, (base) => ({ lower: base, upper: r.executor.buildkitSteps!(base, libs, install) }), mediaType);
         await mergeLayerInto(builder, layer);
         viaBuildkit.push(...libs);
       }

@@ -1,8 +1,8 @@
 import { patchRpmImage } from '../executors/buildkit/tooling-patch.js';
-import { gzipLayerMediaTypeFor } from '../oci/media-types.js';
 import type { PatchPlan } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';
 import { buildkitRun, PipelineError, type PlatformContext, type PlatformResult } from './context.js';
+import { patchLayerMediaType } from './layer-media-type.js';
 
 /** rpm-family images: their package manager (or a dnf tooling image) upgrades them, in BuildKit. */
 export async function patchRpmPlatform(ctx: PlatformContext): Promise<PlatformResult> {
@@ -22,7 +22,7 @@ export async function patchRpmPlatform(ctx: PlatformContext): Promise<PlatformRe
     options.onProgress?.({ stage: 'build', detail: platform });
     const result = await patchRpmImage({
       run: buildkitRun(deps, ref, manifest.digest, image, workDir, logger, options),
-      fs, inventory, request, mediaType: gzipLayerMediaTypeFor(manifest.mediaType),
+      fs, inventory, request, mediaType: patchLayerMediaType(manifest.mediaType, options.compression),
       ...(deps.buildkit.toolingImages?.rpm ? { toolingImage: deps.buildkit.toolingImages.rpm } : {}),
       ...(deps.mirrors?.rpm ? { mirrors: deps.mirrors.rpm } : {}),
     });

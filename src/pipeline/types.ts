@@ -5,6 +5,7 @@ import type { BuildkitClient } from '../executors/buildkit/client.js';
 import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
 import type { Keychain } from '../oci/keychain.js';
+import type { LayerCompression } from '../oci/media-types.js';
 import type { Reference } from '../oci/reference.js';
 import type { LibraryIndex, PackageIndexes } from '../plan/library-index.js';
 import type { LibraryPatchLevel } from '../plan/library-level.js';
@@ -61,6 +62,8 @@ export interface PatchOptions {
   readonly toolchainPatchLevel?: LibraryPatchLevel;
   /** auto (default): in-process, BuildKit for what needs maintainer scripts run; or one executor for everything. */
   readonly executor?: 'auto' | 'inprocess' | 'buildkit';
+  /** How the patch layer is compressed; default gzip. zstd needs an OCI manifest. */
+  readonly compression?: LayerCompression;
   /** `-t`: a tag or a full reference for the result. */
   readonly target?: string;
   readonly tagSuffix: string;

@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { run, tmpDir } from './tools.js';
@@ -56,12 +57,14 @@ export interface PushRootfsImageArgs {
   readonly architecture?: string;
   /** Media types of the pushed manifest, config and layer; default 'oci'. */
   readonly mediaTypes?: 'oci' | 'docker';
+  /** How every layer is compressed; default gzip. zstd (by the zstd CLI, not node:zlib) needs 'oci' media types. */
+  readonly compression?: 'gzip' | 'zstd';
 }
 
 export interface PushedImage {
   /** Digest of the manifest as stored in the registry. */
   readonly digest: string;
-  /** Digest of the single (gzip) layer blob. */
+  /** Digest of the first layer's (compressed) blob. */
   readonly layerDigest: string;
 }
 
@@ -84,12 +87,21 @@ async function writeBlob(layout: string, data: Buffer | string): Promise<{ diges
   return { digest, size: Buffer.byteLength(data) };
 }
 
-/** One gzip layer from the tar, with diffID (of the tar) and digest (of the gzip) in one pass. */
-async function writeLayer(layout: string, tarPath: string): Promise<{ digest: string; diffId: string; size: number }> {
+/** One gzip (or zstd) layer from the tar, with diffID (of the tar) and digest (of the compressed blob). */
+async function writeLayer(layout: string, tarPath: string, compression: 'gzip' | 'zstd' = 'gzip'): Promise<{ digest: string; diffId: string; size: number }> {
   const uncompressed = new Measure();
   const compressed = new Measure();
   const partial = join(layout, 'blobs', 'sha256', 'layer.partial');
-  await pipeline(createReadStream(tarPath), uncompressed, createGzip(), compressed, createWriteStream(partial));
+  if (compression === 'gzip') await pipeline(createReadStream(tarPath), uncompressed, createGzip(), compressed, createWriteStream(partial));
+  else {
+    // The reference zstd encoder, so patchd's reader is not judged by its own writer.
+    const zstd = spawn('zstd', ['-q', '-c', '-3', tarPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((resolve, reject) => {
+      zstd.on('error', reject);
+      zstd.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`zstd ${tarPath} exited ${code}`))));
+    });
+    await Promise.all([pipeline(zstd.stdout, compressed, createWriteStream(partial)), pipeline(createReadStream(tarPath), uncompressed, new Writable({ write: (_chunk, _encoding, callback) => callback() })), exited]);
+  }
   const digest = `sha256:${compressed.hash.digest('hex')}`;
   await rename(partial, join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)));
   return { digest, diffId: `sha256:${uncompressed.hash.digest('hex')}`, size: compressed.size };
@@ -103,15 +115,17 @@ async function writeLayer(layout: string, tarPath: string): Promise<{ digest: st
 export async function pushRootfsImage(args: PushRootfsImageArgs): Promise<PushedImage> {
   const architecture = args.architecture ?? 'amd64';
   const mediaTypes = args.mediaTypes ?? 'oci';
+  const compression = args.compression ?? 'gzip';
+  if (compression === 'zstd' && mediaTypes !== 'oci') throw new Error('zstd fixture layers are pushed with OCI media types only');
   const work = await tmpDir('patchd-fixture-image');
   try {
     const layout = join(work.path, 'layout');
     await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
     await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
-    const layer = await writeLayer(layout, args.tarPath);
+    const layer = await writeLayer(layout, args.tarPath, compression);
     const extra = [];
-    for (const tar of args.extraLayers ?? []) extra.push(await writeLayer(layout, tar));
+    for (const tar of args.extraLayers ?? []) extra.push(await writeLayer(layout, tar, compression));
     const layers = [layer, ...extra];
     // A fixed creation time keeps the fixture's digests stable across runs.
     const created = '2024-01-01T00:00:00Z';
@@ -132,7 +146,7 @@ export async function pushRootfsImage(args: PushRootfsImageArgs): Promise<Pushed
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
-        layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size })),
+        layers: layers.map((l) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar+${compression}`, digest: l.digest, size: l.size })),
       }),
     );
     await writeFile(

@@ -9,6 +9,7 @@ import { ImageManifestSchema, ImageConfigSchema } from '../../image/types.js';
 import type { Logger } from '../../lib/log.js';
 import type { Keychain } from '../../oci/keychain.js';
 import { readAllBytes } from '../../lib/streams.js';
+import { layerCompressionOf } from '../../oci/media-types.js';
 import type { BuildkitClient } from './client.js';
 import { BuildkitError } from './errors.js';
 import { diff, image, marshal, type LlbState } from './llb.js';
@@ -33,8 +34,11 @@ export interface BuildkitRun {
  * Solves `build(base)` on buildkitd and returns the patch layer: the diff
  * between the two states the strategy returns, exported with the `oci`
  * exporter and streamed back through the session (FileSend.DiffCopy).
+ * `mediaType` (a gzip or zstd layer type) decides the exporter's compression.
  */
 export async function buildPatchLayer(run: BuildkitRun, build: (base: LlbState) => { lower: LlbState; upper: LlbState }, mediaType: string): Promise<Layer & { readonly diffId: string }> {
+  const compression = layerCompressionOf(mediaType);
+  if (compression !== 'gzip' && compression !== 'zstd') throw new BuildkitError('BUILDKIT_EXPORT_INVALID', `patch layers are exported gzip or zstd compressed, not as ${mediaType}`);
   const base = image(run.baseRef, { platform: run.platform });
   const { lower, upper } = build(base);
   const { definition } = marshal(diff(lower, upper, 'patch layer'));
@@ -63,7 +67,7 @@ export async function buildPatchLayer(run: BuildkitRun, build: (base: LlbState) 
     }
   }).catch((error: Error) => run.logger.warn({ err: error.message }, 'buildkit status stream failed'));
   try {
-    await run.client.solve({ ref, definition, session: session.id, exporters: [{ type: 'oci', attrs: {} }] });
+    await run.client.solve({ ref, definition, session: session.id, exporters: [{ type: 'oci', attrs: { compression, 'force-compression': 'true' } }] });
     await status;
   } catch (error) {
     await status;
@@ -102,9 +106,9 @@ async function extractSingleLayer(tarPath: string, outDir: string, mediaType: st
     throw new BuildkitError('BUILDKIT_EXPORT_INVALID', `expected the patch as one layer, BuildKit exported ${manifest.layers.length}`);
   }
   const layerDesc = manifest.layers[0]!;
-  if (!/tar\+gzip$|tar\.gzip$/.test(layerDesc.mediaType)) throw new BuildkitError('BUILDKIT_EXPORT_INVALID', `unexpected layer media type ${layerDesc.mediaType}`);
+  if (layerCompressionOf(layerDesc.mediaType) !== layerCompressionOf(mediaType)) throw new BuildkitError('BUILDKIT_EXPORT_INVALID', `unexpected layer media type ${layerDesc.mediaType} (asked for ${mediaType})`);
   wanted.add(blob(layerDesc.digest));
-  const layerPath = join(outDir, 'layer.tar.gz');
+  const layerPath = join(outDir, 'layer.blob');
   // Pass 2: copy the layer blob out of the tarball.
   await forEachEntry(createReadStream(tarPath), async (header, body) => {
     if (wanted.has(header.name.replace(/^\.\//, ''))) await pipeline(body, createWriteStream(layerPath, { mode: 0o600 }));
