@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { codedError, type ErrorCodes } from './lib/errors.js';
+import { copaTagSuffix } from './publish/tag-suffix.js';
 
 export const configCodes = { CONFIG_INVALID: 'input', CONFIG_UNREADABLE: 'input' } as const satisfies ErrorCodes;
 export type ConfigCode = keyof typeof configCodes;
@@ -74,7 +75,10 @@ const RegistrySchema = z.object({
   policy: z.object({
     include: z.array(z.string()).default(['**']),
     exclude: z.array(z.string()).default([]),
-    tagSuffix: z.string().regex(/^[A-Za-z0-9._-]+$/).default('-patched'),
+    /** Copa's rule: joined to the tag with `-` (`patched` and `-patched` both give `<tag>-patched`); holds the literal text appended. */
+    tagSuffix: z.string().regex(/^[A-Za-z0-9._-]+$/).default('-patched').transform(copaTagSuffix),
+    /** floating: `<tag><suffix>`, moved on every re-patch; incremental: also `<tag><suffix>-N` (N from the registry's tag list), as ACR does. */
+    tagScheme: z.enum(['floating', 'incremental']).default('floating'),
     ignoreErrors: z.boolean().default(false),
     /** Copa's --pkg-types: which packages a patch may touch. */
     pkgTypes: z.array(z.enum(['os', 'library'])).min(1).default(['os']),
@@ -86,9 +90,11 @@ const RegistrySchema = z.object({
     toolchainPatchLevel: z.enum(['patch', 'minor', 'major']).optional(),
     /** How patch layers are compressed; unset, gzip. zstd needs OCI image manifests (a Docker schema 2 image fails its job). */
     compression: z.enum(['gzip', 'zstd']).optional(),
+    /** Attach an OpenVEX document and CycloneDX SBOMs to each patched image as OCI referrers; false turns it off. */
+    evidence: z.boolean().default(true),
     /** Package mirrors for this registry's images; each kind given here replaces the top-level `mirrors` one. */
     mirrors: MirrorsSchema.optional(),
-  }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto' }),
+  }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', tagScheme: 'floating', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto', evidence: true }),
 }).strict();
 
 /** Image globs name images by their normalised name ('docker.io/library/nginx', never 'nginx'), so they start with a host or a glob. */
@@ -145,12 +151,31 @@ export const ConfigSchema = z.object({
   }).strict().optional(),
   /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded once at start. */
   advisories: z.object({ osv: z.array(z.string()).default([]) }).strict().default({ osv: [] }),
+  /**
+   * Continuous patching: images patchd patched are re-evaluated (and patched
+   * again when there is something new to fix) when `advisories.osv` changes on
+   * disk (watchAdvisories, default on when it is set; checked every
+   * pollSeconds) and every intervalMinutes (fractions allowed; unset: no schedule).
+   */
+  continuous: z.object({
+    watchAdvisories: z.boolean().optional(),
+    pollSeconds: z.number().min(0.2).max(86_400).default(60),
+    intervalMinutes: z.number().min(0.01).optional(),
+  }).strict().default({ pollSeconds: 60 }),
   /** Where library fixes are checked to exist (mirrors welcome). */
   libraryIndex: z.object({
     pypi: z.url().optional(), npm: z.url().optional(), goProxy: z.url().optional(), nuget: z.url().optional(),
   }).strict().default({}),
   /** Package mirrors for every registry's images (a registry's policy.mirrors overrides them kind by kind). */
   mirrors: MirrorsSchema.default({}),
+  /**
+   * Sign every patched image in cosign's format: an EC P-256 key, PKCS#8 PEM or `cosign generate-key-pair`'s
+   * encrypted key, whose password is read from the environment variable `passwordEnv` names (never from this file).
+   */
+  signing: z.object({
+    keyFile: z.string().min(1),
+    passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('PATCHD_SIGNING_PASSWORD'),
+  }).strict().optional(),
   registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'registry names are lower-case words'), RegistrySchema),
 }).strict();
 

@@ -7,9 +7,11 @@ import { acrEntraKeychain } from './oci/acr.js';
 import { createRegistryClient, type RegistryClient } from './oci/client.js';
 import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keychain.js';
 import { patchImage } from './pipeline/patch-image.js';
+import { reevaluation } from './continuous/reevaluate-job.js';
 import { defaultLibraryIndexUrls, httpLibraryIndex, type LibraryIndex, type PackageIndexes } from './plan/library-index.js';
 import type { PackageMirrors } from './pipeline/patch-image.js';
 import type { BuildkitClient } from './executors/buildkit/client.js';
+import type { ManifestSigner } from './publish/signing-key.js';
 import type { AdvisorySources } from './scan/scan.js';
 import { fetchHarborReport } from './scan/sources/harbor.js';
 import type { OsvDatabase } from './scan/sources/osv.js';
@@ -23,10 +25,12 @@ export interface WorkerDependencies {
   readonly dispatcher: Dispatcher;
   readonly cacheDir: string;
   readonly tmpDir: string;
-  /** OSV advisories loaded at start (config `advisories.osv`). */
-  readonly osv?: OsvDatabase;
+  /** OSV advisories (config `advisories.osv`) as currently loaded: continuous patching reloads them when they change. */
+  readonly osv?: () => OsvDatabase | undefined;
   readonly libraryIndex: LibraryIndex;
   readonly buildkit?: BuildkitClient;
+  /** Config `signing`: every patched image is signed in cosign's format. */
+  readonly signer?: ManifestSigner;
 }
 
 /** What the worker talks to one configured registry with. */
@@ -143,23 +147,33 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
         const basic = credentials && 'username' in credentials && credentials.username ? { username: credentials.username, password: credentials.password ?? '' } : undefined;
         report = { kind: 'harbor', json: await fetchHarborReport({ baseUrl: registry.harborUrl ?? registry.url, repository: job.repository, digest, dispatcher: deps.dispatcher, ...(basic ? { credentials: basic } : {}) }) };
       }
-      const outcome = await patchImage(
+      // A re-evaluation (continuous patching) pushes only when there is something new to fix.
+      const reevaluating = job.revision ? reevaluation(queue, job) : undefined;
+      const osv = deps.osv?.();
+      const outcome = await (reevaluating?.patch ?? patchImage)(
         {
           client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir,
           libraryIndex: packages.libraryIndex, packageIndexes: packages.packageIndexes, mirrors: packages.mirrors,
           ...(deps.buildkit ? { buildkit: { client: deps.buildkit, keychain, ...(config.buildkit ? { toolingImages: config.buildkit.toolingImages } : {}) } } : {}),
+          ...(deps.signer ? { signer: deps.signer } : {}),
         },
         {
           image: { registry: host, repository: job.repository, tag: job.tag, digest }, tagSuffix: registry.policy.tagSuffix, ignoreErrors: registry.policy.ignoreErrors, dryRun: false,
-          advisories: { ...(report ? { report } : {}), ...(deps.osv && !report ? { osv: deps.osv } : {}) },
+          advisories: { ...(report ? { report } : {}), ...(osv && !report ? { osv } : {}) },
           pkgTypes: { os: registry.policy.pkgTypes.includes('os'), library: registry.policy.pkgTypes.includes('library') },
           libraryPatchLevel: registry.policy.libraryPatchLevel, executor: registry.policy.executor,
           ...(registry.policy.toolchainPatchLevel ? { toolchainPatchLevel: registry.policy.toolchainPatchLevel } : {}),
+          tagScheme: registry.policy.tagScheme,
           ...(registry.policy.compression ? { compression: registry.policy.compression } : {}),
+          evidence: registry.policy.evidence,
         },
       );
       const summary = {
+        ...reevaluating?.summary(),
         status: outcome.status, target: outcome.target, digest: outcome.digest, sourceDigest: outcome.sourceDigest,
+        ...(outcome.tags ? { tags: outcome.tags } : {}), ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.notes ? { notes: outcome.notes } : {}),
+        ...(outcome.evidence ? { evidence: outcome.evidence } : {}),
+        ...(outcome.signature ? { signature: outcome.signature } : {}),
         platforms: outcome.platforms.map(({ plan, findings, ...p }) => ({
           ...p, findings: findings?.map((f) => ({ id: f.id, package: f.package.name, version: f.package.version, fixed: f.fixedVersions, source: f.source })),
           packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), heldBack: plan?.heldBack, unavailable: plan?.unavailable,
@@ -172,10 +186,6 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
     } catch (error) {
       const code = error instanceof PatchdError ? error.code : 'INTERNAL';
       const message = error instanceof Error ? error.message : String(error);
-      if (code === 'ALREADY_PATCHED') {
-        queue.succeed(job.id, 'skipped', { reason: message });
-        return;
-      }
       // The error says whether it is worth another attempt (registries, mirrors, BuildKit busy or unreachable); anything else, bugs included, ends the job.
       const transient = error instanceof PatchdError && error.transient;
       const retryAt = transient && job.attempts < config.worker.maxAttempts

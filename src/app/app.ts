@@ -88,6 +88,15 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
         ...(event.digest ? { digest: event.digest } : {}), ...(event.tag ? { tag: event.tag } : {}),
       });
       jobs.push({ id, duplicate: !created, image });
+      // Harbor scanned an original patchd already patched again (its report drives the plan): re-evaluate it, once per scan.
+      if (!created && event.trigger === 'scan-completed' && event.digest && target.registry.scanner === 'harbor') {
+        const revision = `harbor:${event.scanRevision ?? new Date().toISOString().slice(0, 16)}`;
+        const again = queue.reevaluate({
+          registry: target.name, repository: event.repository, digest: event.digest, source: event.source, trigger: 'harbor-scan', revision,
+          reason: `Harbor scanned ${image} again (${event.scanRevision ? `report ${event.scanRevision}` : 'no report id'})`, ...(event.tag ? { tag: event.tag } : {}),
+        });
+        if (again) jobs.push({ id: again.id, duplicate: !again.created, image });
+      }
     }
     logger.info({ reqId: c.get('requestId'), source, jobs, ignored, refused }, 'webhook');
     if (jobs.length > 0) return answer(202, 'accepted', { jobs, ignored, refused });

@@ -11,6 +11,8 @@ import { checkDaemon } from '../executors/buildkit/doctor.js';
 import { UsageError } from '../lib/errors.js';
 import { Metrics } from '../lib/metrics.js';
 import { httpLibraryIndex } from '../plan/library-index.js';
+import { loadSigner, signingPassword } from '../publish/signing-key.js';
+import { startContinuous } from '../continuous/continuous.js';
 import { openSqliteQueue } from '../queue/sqlite.js';
 import { connectRegistries, startWorker } from '../worker.js';
 import { closeWithin, logLevel, type CliContext } from './context.js';
@@ -36,6 +38,9 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
     logger.info({ buildkit: await checkDaemon(address) }, 'buildkit ready');
     buildkit = new BuildkitClient(address);
   }
+  // A key that cannot be read or decrypted stops start-up here, not every job later.
+  const signer = config.signing ? await loadSigner({ keyFile: resolve(config.signing.keyFile), ...signingPassword(ctx.env, config.signing.passwordEnv) }) : undefined;
+  if (signer && config.signing) logger.info({ keyFile: config.signing.keyFile }, 'signing patched images (cosign format)');
 
   const dataDir = resolve(config.dataDir);
   const queue = openSqliteQueue(join(dataDir, 'queue.sqlite'));
@@ -49,11 +54,15 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
   }) : undefined;
   if (admission) logger.info({ host: config.admission?.host, port: admission.port }, 'admission webhooks serving (TLS)');
   const libraryUrls = Object.fromEntries(Object.entries(config.libraryIndex).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  // Continuous patching: watches advisories.osv (reloading it for the worker) and runs the schedule; wakes the worker when it enqueues.
+  let wakeWorker = () => {};
+  const continuous = await startContinuous({ config, queue, logger, paths: config.advisories.osv.map((p) => resolve(p)), ...(osv ? { osv } : {}), onEnqueued: () => wakeWorker() });
   const worker = startWorker({
-    config, queue, logger, metrics, dispatcher, libraryIndex: httpLibraryIndex({ dispatcher, urls: libraryUrls }), ...(osv ? { osv } : {}), ...(buildkit ? { buildkit } : {}),
+    config, queue, logger, metrics, dispatcher, libraryIndex: httpLibraryIndex({ dispatcher, urls: libraryUrls }), osv: continuous.osv, ...(buildkit ? { buildkit } : {}), ...(signer ? { signer } : {}),
     cacheDir: config.cacheDir ? resolve(config.cacheDir) : join(dataDir, 'cache'),
     tmpDir: ctx.tmpDir,
   });
+  wakeWorker = worker.wake;
   let started = false;
   const app = createApp({ config, queue, logger, metrics, ready: () => started, registriesReachable: registryProbe(config, dispatcher) });
   const server = serveHttp({ fetch: app.fetch, hostname: config.server.host, port: config.server.port }, (info) => {
@@ -64,6 +73,7 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
     ctx.onStopSignal((signal) => {
       logger.info({ signal }, 'shutting down: no new webhooks, finishing running jobs');
       server.close();
+      continuous.stop();
       void admission?.close();
       void worker.stop()
         .then(() => { queue.close(); buildkit?.close(); return closeWithin(dispatcher); })

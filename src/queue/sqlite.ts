@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { QueueError, type Job, type JobQueue, type JobRequest, type JobStatus } from './types.js';
+import { QueueError, type Job, type JobQueue, type JobRequest, type JobStatus, type PatchedImage } from './types.js';
 
 interface Row {
   id: string; registry: string; repository: string; digest: string | null; tag: string | null; source: string; trigger: string;
-  status: JobStatus; attempts: number; last_error: string | null; result: string | null;
+  status: JobStatus; attempts: number; last_error: string | null; result: string | null; revision: string | null; reason: string | null;
   created_at: string; updated_at: string; started_at: string | null; finished_at: string | null;
 }
 
@@ -46,21 +46,25 @@ export function openSqliteQueue(path: string): JobQueue {
     recordOutputs("jobs.status = 'succeeded' AND json_valid(jobs.result)").run();
     db.exec('PRAGMA user_version = 1');
   }
+  // Re-evaluations (continuous patching) say which revision they run for and why; older databases gain the columns.
+  const columns = new Set((db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[]).map((c) => c.name));
+  for (const column of ['revision', 'reason']) if (!columns.has(column)) db.exec(`ALTER TABLE jobs ADD COLUMN ${column} TEXT`);
   const recordJobOutputs = recordOutputs("jobs.id = ?1 AND jobs.status = 'succeeded' AND json_valid(jobs.result)");
 
   const now = () => new Date().toISOString();
-  const keyOf = (r: { registry: string; repository: string; digest?: string | null; tag?: string | null }) =>
-    r.digest ? `${r.registry}|${r.repository}|${r.digest}` : `${r.registry}|${r.repository}|tag:${r.tag ?? ''}`;
+  const keyOf = (r: { registry: string; repository: string; digest?: string | null; tag?: string | null; revision?: string | null }) =>
+    (r.digest ? `${r.registry}|${r.repository}|${r.digest}` : `${r.registry}|${r.repository}|tag:${r.tag ?? ''}`) + (r.revision ? `|re:${r.revision}` : '');
   const toJob = (row: Row): Job => ({
     id: row.id, registry: row.registry, repository: row.repository, source: row.source, trigger: row.trigger,
     status: row.status, attempts: row.attempts, createdAt: row.created_at, updatedAt: row.updated_at,
     ...(row.digest ? { digest: row.digest } : {}), ...(row.tag ? { tag: row.tag } : {}),
+    ...(row.revision ? { revision: row.revision } : {}), ...(row.reason ? { reason: row.reason } : {}),
     ...(row.last_error ? { lastError: row.last_error } : {}), ...(row.result ? { result: JSON.parse(row.result) as unknown } : {}),
     ...(row.started_at ? { startedAt: row.started_at } : {}), ...(row.finished_at ? { finishedAt: row.finished_at } : {}),
   });
 
-  const insert = db.prepare(`INSERT INTO jobs (id, dedupe_key, registry, repository, digest, tag, source, trigger, status, not_before, created_at, updated_at)
-    VALUES (@id, @key, @registry, @repository, @digest, @tag, @source, @trigger, 'queued', @at, @at, @at) ON CONFLICT(dedupe_key) DO NOTHING`);
+  const insert = db.prepare(`INSERT INTO jobs (id, dedupe_key, registry, repository, digest, tag, source, trigger, revision, reason, status, not_before, created_at, updated_at)
+    VALUES (@id, @key, @registry, @repository, @digest, @tag, @source, @trigger, @revision, @reason, 'queued', @at, @at, @at) ON CONFLICT(dedupe_key) DO NOTHING`);
   const byKey = db.prepare('SELECT id FROM jobs WHERE dedupe_key = ?');
   const next = db.prepare(`SELECT * FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY not_before, created_at LIMIT 1`);
   const markRunning = db.prepare(`UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = @at, updated_at = @at WHERE id = @id AND status = 'queued'`);
@@ -69,6 +73,13 @@ export function openSqliteQueue(path: string): JobQueue {
     WHERE job_outputs.digest = ? AND jobs.status = 'succeeded' ORDER BY job_outputs.created_at DESC, jobs.rowid DESC LIMIT 1`);
   const newestByDigest = db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? AND digest = ? ORDER BY created_at DESC, rowid DESC LIMIT 1');
   const newestByTag = db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? AND tag = ? ORDER BY created_at DESC, rowid DESC LIMIT 1');
+  const lastPatch = db.prepare(`SELECT * FROM jobs WHERE registry = ? AND repository = ? AND digest = ? AND status = 'succeeded' ORDER BY created_at DESC, rowid DESC LIMIT 1`);
+  // The original each tag was last seen at: its newest job that patched it or found it up to date.
+  const newestPerTag = db.prepare(`SELECT * FROM (
+      SELECT jobs.*, ROW_NUMBER() OVER (PARTITION BY registry, repository, tag ORDER BY created_at DESC, rowid DESC) AS n FROM jobs
+      WHERE tag IS NOT NULL AND digest IS NOT NULL
+        AND (status = 'succeeded' OR (status = 'skipped' AND json_valid(result) AND json_extract(result, '$.status') = 'up-to-date'))
+    ) WHERE n = 1 ORDER BY registry, repository, tag`);
   const first = (row: unknown) => (row ? toJob(row as Row) : undefined);
 
   // BEGIN IMMEDIATE takes the write lock up front, so two processes never claim the same row.
@@ -94,13 +105,23 @@ export function openSqliteQueue(path: string): JobQueue {
   const enqueueOne = (request: JobRequest, at: string) => {
     const id = randomUUID();
     const key = keyOf(request);
-    const info = insert.run({ id, key, registry: request.registry, repository: request.repository, digest: request.digest ?? null, tag: request.tag ?? null, source: request.source, trigger: request.trigger, at });
+    const info = insert.run({
+      id, key, registry: request.registry, repository: request.repository, digest: request.digest ?? null, tag: request.tag ?? null,
+      source: request.source, trigger: request.trigger, revision: request.revision ?? null, reason: request.reason ?? null, at,
+    });
     if (Number(info.changes) === 1) return { id, created: true };
     return { id: (byKey.get(key) as unknown as { id: string }).id, created: false };
   };
   const enqueueMany = transaction((requests: readonly JobRequest[]) => {
     const at = now();
     return requests.map((r) => enqueueOne(r, at));
+  });
+
+  const reevaluate = transaction((request: JobRequest & { digest: string; revision: string }) => {
+    const previous = first(lastPatch.get(request.registry, request.repository, request.digest));
+    if (!previous) return undefined;
+    const tag = request.tag ?? previous.tag;
+    return enqueueOne({ ...request, ...(tag ? { tag } : {}) }, now());
   });
 
   // A closed queue (shutting down) is a dependency that is not there: 503 at the edge, not a bug.
@@ -151,6 +172,26 @@ export function openSqliteQueue(path: string): JobQueue {
       isOpen();
       return first(newestByTag.get(registry, repository, tag));
     },
+    patchedImages() {
+      isOpen();
+      const images: PatchedImage[] = [];
+      for (const row of newestPerTag.all() as unknown as Row[]) {
+        const patch = first(lastPatch.get(row.registry, row.repository, row.digest));
+        if (!patch || !row.tag || !row.digest) continue;
+        const result = (patch.result ?? {}) as PatchResultSummary;
+        images.push({
+          registry: row.registry, repository: row.repository, tag: row.tag, digest: row.digest, jobId: patch.id,
+          ...(result.target ? { target: result.target } : {}), ...(result.digest ? { patchedDigest: result.digest } : {}),
+          fixed: fixedIds(result),
+        });
+      }
+      return images;
+    },
+    lastPatch: (registry, repository, digest) => {
+      isOpen();
+      return first(lastPatch.get(registry, repository, digest));
+    },
+    reevaluate: (request) => { isOpen(); return reevaluate(request); },
     list(options = {}) {
       isOpen();
       const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
@@ -167,4 +208,17 @@ export function openSqliteQueue(path: string): JobQueue {
     },
     close: () => db.close(),
   };
+}
+
+/** The parts of a succeeded job's result (the worker's summary) that say what it fixed. */
+interface PatchResultSummary {
+  readonly target?: string;
+  readonly digest?: string;
+  readonly platforms?: readonly { readonly packages?: readonly { readonly reasons?: readonly string[] }[]; readonly libraries?: readonly { readonly reasons?: readonly string[] }[] }[];
+}
+
+function fixedIds(result: PatchResultSummary): string[] {
+  const ids = new Set<string>();
+  for (const p of result.platforms ?? []) for (const item of [...(p.packages ?? []), ...(p.libraries ?? [])]) for (const r of item.reasons ?? []) ids.add(r);
+  return [...ids].sort();
 }

@@ -15,6 +15,29 @@ export interface JobRequest {
   readonly tag?: string;
   readonly source: string;
   readonly trigger: string;
+  /**
+   * A re-evaluation of an original already patched: the advisory revision or
+   * schedule slot it runs for. Part of the dedupe key, so repeated triggers
+   * for one revision make one job and a new revision makes another.
+   */
+  readonly revision?: string;
+  /** Why the job exists, in words (/jobs shows it): which advisories changed, which schedule. */
+  readonly reason?: string;
+}
+
+/** The newest patch patchd made of the image a (registry, repository, tag) names: what continuous patching re-evaluates. */
+export interface PatchedImage {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  /** The original's digest (what is patched again). */
+  readonly digest: string;
+  /** The succeeded job that pushed the current patch. */
+  readonly jobId: string;
+  readonly target?: string;
+  readonly patchedDigest?: string;
+  /** Finding ids the patch fixed (the plan's reasons). */
+  readonly fixed: readonly string[];
 }
 
 export interface Job extends JobRequest {
@@ -59,6 +82,19 @@ export interface JobQueue {
   newestByDigest(registry: string, repository: string, digest: string): Job | undefined;
   /** The newest job for an image pushed as repository:tag. */
   newestByTag(registry: string, repository: string, tag: string): Job | undefined;
+  /**
+   * Per (registry, repository, tag): the original digest the tag was last seen
+   * at (newest patched or up-to-date job), when patchd has patched it.
+   */
+  patchedImages(): PatchedImage[];
+  /** The newest succeeded (patched) job for an original digest. */
+  lastPatch(registry: string, repository: string, digest: string): Job | undefined;
+  /**
+   * Enqueue a re-evaluation of an original that has a succeeded patch job
+   * (its tag taken from that job when the request has none); undefined when
+   * patchd never patched it. Idempotent per (image, revision).
+   */
+  reevaluate(request: JobRequest & { readonly digest: string; readonly revision: string }): { readonly id: string; readonly created: boolean } | undefined;
   list(options?: { status?: JobStatus; limit?: number }): Job[];
   counts(): Record<JobStatus, number>;
   close(): void;

@@ -21,6 +21,7 @@ const layers: readonly (readonly string[])[] = [
   ['publish'],
   ['pipeline'],
   ['config', 'queue'],
+  ['continuous'],
   ['worker', 'app'],
   ['cli'],
   ['main'],

@@ -98,3 +98,61 @@ test('a database written before job_outputs existed is indexed when opened', asy
   assert.equal(q2.producerOf(digest(78))?.id, id, 'backfilled from the stored result');
   q2.close();
 });
+
+const patched = (n: number, reasons: string[]) => ({ status: 'patched', target: `h/app:v1-patched`, digest: digest(n), platforms: [{ packages: [{ name: 'libexpat1', to: '2', reasons }] }] });
+
+test('re-evaluations: one job per (image, revision), only for originals patchd patched; webhook deliveries stay idempotent', () => {
+  const q = openSqliteQueue(':memory:');
+  const first = q.enqueue(request(1)).id;
+  assert.equal(q.reevaluate({ ...request(1), trigger: 'advisories-changed', revision: 'r1' }), undefined, 'not patched yet: nothing to re-evaluate');
+  q.claim();
+  q.succeed(first, 'succeeded', patched(101, ['CVE-1']));
+  assert.deepEqual(q.enqueue(request(1)), { id: first, created: false }, 'a redelivered push is still the same job');
+  const { tag: _tag, ...untagged } = request(1);
+  const a = q.reevaluate({ ...untagged, trigger: 'advisories-changed', revision: 'r1', reason: 'OSV changed' });
+  assert.equal(a?.created, true, 'a re-evaluation for revision r1');
+  assert.deepEqual(q.reevaluate({ ...request(1), trigger: 'advisories-changed', revision: 'r1' }), { id: a!.id, created: false }, 'the same revision again: the same job');
+  const job = q.get(a!.id)!;
+  assert.deepEqual([job.tag, job.revision, job.reason, job.trigger], ['v1', 'r1', 'OSV changed', 'advisories-changed'], 'tag taken from the patch; revision and reason kept');
+  assert.equal(q.reevaluate({ ...request(1), trigger: 'schedule', revision: 'slot-2' })?.created, true, 'a new revision: a new job');
+  assert.equal(q.lastPatch('local', 'app', digest(1))?.id, first, 'the patch job, not the queued re-evaluations');
+});
+
+test('patchedImages: per tag, the original it was last seen at, with the newest patch and what it fixed', () => {
+  const q = openSqliteQueue(':memory:');
+  const done = (n: number, extra: Record<string, string>, status: 'succeeded' | 'skipped', result: unknown) => {
+    const { id } = q.enqueue(request(n, extra));
+    q.claim(new Date(Date.now() + 60_000));
+    q.succeed(id, status, result);
+    return id;
+  };
+  done(1, { tag: 'v1' }, 'succeeded', patched(101, ['CVE-1']));
+  const v1Again = q.reevaluate({ ...request(1), trigger: 'schedule', revision: 's1' })!.id;
+  q.claim(new Date(Date.now() + 60_000));
+  q.succeed(v1Again, 'succeeded', patched(102, ['CVE-1', 'CVE-2']));
+  done(2, { tag: 'v2' }, 'skipped', { status: 'up-to-date', platforms: [] }); // never patched: not listed
+  done(3, { tag: 'v3' }, 'succeeded', patched(103, ['CVE-3']));
+  done(4, { tag: 'v3' }, 'skipped', { reason: 'duplicate' }); // not a verdict on the image: v3 is still digest 3
+  done(5, { tag: 'v5' }, 'succeeded', patched(105, ['CVE-5']));
+  done(6, { tag: 'v5' }, 'skipped', { status: 'up-to-date', platforms: [] }); // v5 moved to an image with nothing to fix
+  const images = q.patchedImages();
+  assert.deepEqual(images.map((i) => [i.tag, i.digest, i.jobId === v1Again, i.patchedDigest, i.fixed]), [
+    ['v1', digest(1), true, digest(102), ['CVE-1', 'CVE-2']],
+    ['v3', digest(3), false, digest(103), ['CVE-3']],
+  ], JSON.stringify(images));
+});
+
+test('a database from before re-evaluations gains their columns and keeps its jobs', async () => {
+  const { DatabaseSync } = await import('node:sqlite');
+  const path = join(work.path, 'before-revisions.sqlite');
+  const q1 = openSqliteQueue(path);
+  const id = q1.enqueue(request(1)).id;
+  q1.close();
+  const raw = new DatabaseSync(path);
+  raw.exec('ALTER TABLE jobs DROP COLUMN revision; ALTER TABLE jobs DROP COLUMN reason');
+  raw.close();
+  const q2 = openSqliteQueue(path);
+  assert.equal(q2.get(id)?.status, 'queued', 'the old job is there');
+  assert.equal(q2.enqueue({ ...request(2), revision: 'r', reason: 'why' }).created, true, 'new columns are written');
+  q2.close();
+});

@@ -135,3 +135,34 @@ test('vendor examples: CNCF distribution envelopes (v2 docs example, test envelo
   const short = await post('distribution', await vendorFile('distribution/event_test.push-envelope.json'), { authorization: 'Bearer dist-secret' });
   assert.equal(short.status, 200, 'events without a usable digest or tag are ignored with reasons');
 });
+
+test('Harbor SCANNING_COMPLETED again for an original patchd patched (scanner: harbor): one re-evaluation per scan report', async () => {
+  const harborConfig = loadConfig({}, `
+registries:
+  harbor: { url: "https://harbor.example.com", webhookSecret: "harbor-secret", scanner: harbor }
+`);
+  const queue = openSqliteQueue(':memory:');
+  const app = createApp({ config: harborConfig, queue, logger: silentLogger(), metrics: new Metrics() });
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const scan = (reportId: string) => app.request('/webhooks/harbor', {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: 'harbor-secret' },
+    body: JSON.stringify({ type: 'SCANNING_COMPLETED', operator: 'auto', event_data: {
+      resources: [{ digest, tag: 'v1', resource_url: `harbor.example.com/library/app:v1`, scan_overview: { 'application/vnd.security.vulnerability.report; version=1.1': { report_id: reportId, scan_status: 'Success' } } }],
+      repository: { name: 'app', namespace: 'library', repo_full_name: 'library/app' },
+    } }),
+  });
+  type Answer = { jobs: { id: string; duplicate: boolean }[] };
+  const first = await (await scan('report-1')).json() as Answer;
+  assert.equal(first.jobs.length, 1, 'the first scan: one patch job');
+  const again = await (await scan('report-1')).json() as Answer;
+  assert.deepEqual(again.jobs, [{ ...first.jobs[0]!, image: (again.jobs[0] as unknown as { image: string }).image, duplicate: true }], 'not patched yet: no re-evaluation, the delivery is a duplicate');
+  queue.claim();
+  queue.succeed(first.jobs[0]!.id, 'succeeded', { status: 'patched', target: 'harbor.example.com/library/app:v1-patched', digest: `sha256:${'cd'.repeat(32)}`, platforms: [] });
+  const rescanned = await (await scan('report-2')).json() as Answer;
+  assert.equal(rescanned.jobs.length, 2, `the duplicate and a re-evaluation: ${JSON.stringify(rescanned)}`);
+  const reevaluation = queue.get(rescanned.jobs[1]!.id)!;
+  assert.deepEqual([reevaluation.trigger, reevaluation.revision, reevaluation.digest, reevaluation.tag, rescanned.jobs[1]!.duplicate], ['harbor-scan', 'harbor:report-2', digest, 'v1', false], 'trigger, revision and image of the re-evaluation');
+  assert.match(reevaluation.reason ?? '', /Harbor scanned .* again \(report report-2\)/, 'why it runs');
+  const redelivered = await (await scan('report-2')).json() as Answer;
+  assert.deepEqual(redelivered.jobs.map((j) => [j.id, j.duplicate]), [[first.jobs[0]!.id, true], [reevaluation.id, true]], 'the same scan redelivered: no new job');
+});

@@ -10,6 +10,8 @@ export interface PushEvent {
   /** Who pushed, where the payload says (Harbor's operator, distribution's actor). */
   readonly actor?: string;
   readonly trigger: 'push' | 'scan-completed';
+  /** Harbor's scan report id (or its end time) for scan-completed: a new one re-evaluates an original patchd already patched. */
+  readonly scanRevision?: string;
 }
 
 /** What a receiver made of one delivery: events to enqueue, and events it deliberately ignored (with why). */
@@ -31,13 +33,16 @@ export function usableTag(value: unknown): string | undefined {
 }
 
 /**
- * Loop prevention: our own `<tag><suffix>` and `<tag><suffix>-N` pushes, and
- * pushes by our own registry identity, are not patched again.
+ * Loop prevention: our own `<tag><suffix>` and `<tag><suffix>-N` pushes, the
+ * signature and referrer tags we (or cosign) write, and pushes by our own
+ * registry identity, are not patched again.
  */
 export function isOwnOutput(event: PushEvent, options: { readonly tagSuffix: string; readonly ownActors?: readonly string[] }): string | undefined {
   if (event.tag && (event.tag.endsWith(options.tagSuffix) || new RegExp(`${escapeRegExp(options.tagSuffix)}-\\d+$`).test(event.tag))) {
     return `tag ${event.tag} is patchd output`;
   }
+  // cosign's signature/attestation tags and the referrers tag fallback: artifacts about an image, never images to patch.
+  if (event.tag && /^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$/.test(event.tag)) return `tag ${event.tag} holds signatures or referrers of an image`;
   if (event.actor && options.ownActors?.includes(event.actor)) return `pushed by patchd's own identity ${event.actor}`;
   return undefined;
 }

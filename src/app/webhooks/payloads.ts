@@ -8,7 +8,8 @@ import { usableDigest, usableTag, type PushEvent, type ReceivedEvents } from './
  * a delivery of theirs; the zod message goes back in the 400.
  */
 
-const HarborResource = z.looseObject({ digest: z.string().optional(), tag: z.string().optional(), resource_url: z.string().optional() });
+const HarborScanOverview = z.record(z.string(), z.looseObject({ report_id: z.string().optional(), end_time: z.string().optional() }).nullish());
+const HarborResource = z.looseObject({ digest: z.string().optional(), tag: z.string().optional(), resource_url: z.string().optional(), scan_overview: HarborScanOverview.nullish().catch(undefined) });
 const HarborEventData = z.looseObject({
   resources: z.array(HarborResource).nullish(),
   repository: z.looseObject({ name: z.string().optional(), namespace: z.string().optional(), repo_full_name: z.string().optional() }).optional(),
@@ -35,10 +36,23 @@ export function harborEvents(payload: z.infer<typeof HarborPayload>): ReceivedEv
     const digest = usableDigest(resource.digest);
     const tag = resource.tag?.startsWith('sha256:') ? undefined : usableTag(resource.tag);
     if (!host || !fullName || (!digest && !tag)) { ignored.push(`Harbor resource ${url || '(no resource_url)'} names no registry, repository and digest or tag`); continue; }
-    events.push({ source: 'harbor', host, repository: fullName, trigger, ...(digest ? { digest } : {}), ...(tag ? { tag } : {}), ...(payload.operator ? { actor: payload.operator } : {}) });
+    const scanRevision = trigger === 'scan-completed' ? scanRevisionOf(resource.scan_overview) : undefined;
+    events.push({
+      source: 'harbor', host, repository: fullName, trigger, ...(digest ? { digest } : {}), ...(tag ? { tag } : {}), ...(payload.operator ? { actor: payload.operator } : {}),
+      ...(scanRevision ? { scanRevision } : {}),
+    });
   }
   if (events.length === 0 && ignored.length === 0) ignored.push('Harbor event lists no resources');
   return { events, ignored };
+}
+
+/** Which scan a SCANNING_COMPLETED reports: its report id, else when it ended (one per report media type; the first that says). */
+function scanRevisionOf(overview: z.infer<typeof HarborScanOverview> | null | undefined): string | undefined {
+  for (const report of Object.values(overview ?? {})) {
+    const id = report?.report_id ?? report?.end_time;
+    if (id) return id;
+  }
+  return undefined;
 }
 
 export const AcrPayload = z.looseObject({
