@@ -16,7 +16,11 @@ import type { PatchDependencies, PatchOptions, PlatformOutcome } from './types.j
 
 /** Decisions of the pipeline itself: what it will not or cannot patch. */
 export const pipelineCodes = {
-  ALREADY_PATCHED: 'unsupported',
+  /** patchd output without the base.digest that names its original (re-patching starts from the original). */
+  ORIGINAL_UNKNOWN: 'input',
+  /** The original a patched image names is gone from the registry. */
+  ORIGINAL_MISSING: 'upstream',
+  PLATFORM_INVALID: 'input',
   BUILDKIT_NOT_CONFIGURED: 'unsupported',
   EXECUTOR_UNAVAILABLE: 'unsupported',
   EXECUTOR_UNSUPPORTED: 'unsupported',
@@ -72,7 +76,7 @@ export function buildkitRun(deps: PatchDependencies, ref: Reference, digest: str
   };
 }
 
-/** The original image plus one layer, with the base recorded by digest (never stacked: see ALREADY_PATCHED). */
+/** The original image plus one layer, with the base recorded by digest (never stacked: a re-patch starts from the original again, see lineage.ts). */
 export function withPatchLayer(deps: PatchDependencies, options: PatchOptions, image: Image, layer: Layer & { readonly diffId: string }, createdBy: string, ref: Reference, baseDigest: string): Image {
   const now = (deps.now?.() ?? new Date()).toISOString();
   let patched = appendLayer(image, layer, { created: now, created_by: createdBy, comment: 'patchd patch layer' });

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { loadImageRepositories } from '../distro/deb/repository/for-image.js';
 import { DpkgDatabase, readUserDatabase } from '../distro/deb/dpkg-database.js';
 import type { Image } from '../image/mutate.js';
-import { resolveImage, type PlatformTarget } from '../image/resolve.js';
+import { resolveImage, type PlatformTarget, type ResolvedImage } from '../image/resolve.js';
 import type { ImageIndex } from '../image/types.js';
+import type { RegistryClient } from '../oci/client.js';
 import { formatReference, withDigest, type Reference } from '../oci/reference.js';
 import { planGoToolchains } from '../plan/go-toolchain.js';
 import { planLibraryUpgrades } from '../plan/library-upgrades.js';
@@ -12,15 +13,20 @@ import type { PatchPlan, PlannedLibrary, SkippedPackage } from '../plan/types.js
 import { Annotation } from '../publish/annotations.js';
 import { PipelineError, withPatchLayer, type PlatformContext, type PlatformResult } from './context.js';
 import { patchLibraries } from './libraries.js';
+import { publishEvidence } from './evidence.js';
+import { signPublished } from './signature.js';
+import { patchOrigin, previousPatch, previousPlatform, resolveOriginal } from './lineage.js';
+import { platformFilter } from './platform-filter.js';
 import type { PatchDependencies, PatchOptions, PatchOutcome, PlatformOutcome } from './types.js';
 import { patchDebianPlatform } from './debian.js';
 import { patchDistrolessPlatform } from './distroless.js';
 import { patchRpmPlatform } from './rpm.js';
 import { pushImage } from '../publish/push.js';
-import { patchedTarget } from '../publish/tags.js';
+import { patchedTarget, publishTags } from '../publish/tags.js';
 import { collectFindings, scanLayers } from '../scan/scan.js';
 
 export { PipelineError };
+export { patchOrigin, previousPatch, resolveOriginal } from './lineage.js';
 export type { PackageMirrors, PatchDependencies, PatchOptions, PatchOutcome, PkgTypes, PlatformOutcome, ProgressEvent } from './types.js';
 
 /**
@@ -40,49 +46,147 @@ const capturedLibraryPaths = /(\.dist-info\/(RECORD|REQUESTED|entry_points\.txt|
  * resolve → scan → plan → build → verify → publish for one reference. A
  * multi-platform index is patched per platform and re-published as an index
  * whose unpatched platforms keep their digests.
+ *
+ * Re-patching: an image patchd produced is patched from its original again
+ * (its base.digest), so a patched image always has exactly one patch layer.
+ * When the target tag already holds a patch of the same original (or the
+ * input is one), each platform is first planned against that patch: with
+ * nothing new to fix it is kept as it is, and with nothing new anywhere
+ * nothing is pushed (`up-to-date`, with the reason).
  */
 export async function patchImage(deps: PatchDependencies, options: PatchOptions): Promise<PatchOutcome> {
+  // With a signer, cosign's signature on what was pushed (src/pipeline/signature.ts).
+  const outcome = await signPublished(deps, await patchAndPush(deps, options));
+  // VEX and SBOM referrers (and, with a signer, the signature) of what was pushed.
+  const evidence = await publishEvidence(deps, options, outcome);
+  return evidence ? { ...outcome, evidence } : outcome;
+}
+
+async function patchAndPush(deps: PatchDependencies, options: PatchOptions): Promise<PatchOutcome> {
   const { client, logger } = deps;
   options.onProgress?.({ stage: 'resolve', detail: formatReference(options.image) });
-  const target = options.dryRun ? undefined : patchedTarget(options.image, { tagSuffix: options.tagSuffix, ...(options.target ? { target: options.target } : {}) });
-  const resolved = await resolveImage(client, options.image);
+  const selected = platformFilter(options.platforms);
+  const input = await resolveImage(client, options.image);
+  const origin = patchOrigin(input.top);
+  const { ref: image, resolved } = origin ? await resolveOriginal(client, options.image, origin) : { ref: options.image, resolved: input };
+  if (origin) logger.info({ patched: formatReference(options.image), original: formatReference(image) }, 're-patching from the original');
+  const patchOptions: PatchOptions = origin ? { ...options, image } : options;
+  const floating = floatingTarget(options, image, origin !== undefined);
+  const target = options.dryRun ? undefined : floating;
   const { top, source } = resolved;
+  const previous = floating ? await previousPatchFor(client, floating, top.digest, origin ? input : undefined) : undefined;
   const workDir = await mkdtemp(join(deps.tmpDir, 'patchd-'));
   let bytesDownloaded = 0;
+  const report = (platforms: PlatformOutcome[], published?: { digest: string; tags: readonly Reference[]; floatingRefused?: string }, reason?: string) =>
+    summarise(options, top.digest, platforms, bytesDownloaded, published, reason);
   try {
-    if (!resolved.index) {
-      const result = await patchPlatform(deps, options, resolved.platforms[0]!, workDir);
+    const outcomes: PlatformOutcome[] = [];
+    /** Platform manifest digests of the original → what the patched index lists instead. */
+    const replaced = new Map<string, { digest: string; size: number; mediaType: string }>();
+    let single: Image | undefined;
+    let kept = 0;
+    let patched = 0;
+    for (const platform of resolved.platforms) {
+      const before = previous ? previousPlatform(previous, platform.platform) : undefined;
+      const beforeEntry = before && before.ref.digest !== platform.ref.digest ? entryOf(previous!, before) : undefined;
+      const keep = (outcome: PlatformOutcome) => {
+        outcomes.push({ ...outcome, manifestDigest: beforeEntry!.digest });
+        replaced.set(platform.ref.digest!, beforeEntry!);
+        kept++;
+      };
+      if (selected && !selected(platform.platform)) {
+        // Copa's --platform: the others stay as they are (as the previous patch has them, when there is one).
+        const skipped = { platform: platform.platform, skipped: 'platform not selected (--platform)', failed: [] };
+        if (beforeEntry) { outcomes.push({ ...skipped, manifestDigest: beforeEntry.digest }); replaced.set(platform.ref.digest!, beforeEntry); } else outcomes.push(skipped);
+        continue;
+      }
+      let decided = false;
+      if (beforeEntry) {
+        // Planned against the previous patch: what would still be fixed is what is new.
+        const check = await patchPlatform(deps, { ...patchOptions, dryRun: true }, before!, workDir);
+        bytesDownloaded += check.bytesDownloaded;
+        decided = planDecides(check.outcome);
+        if (decided && nothingToDo(check.outcome)) { keep({ ...check.outcome, skipped: upToDate(floating!) }); continue; }
+      }
+      const result = await patchPlatform(deps, patchOptions, platform, workDir);
       bytesDownloaded += result.bytesDownloaded;
-      if (!result.image || !target) return summarise(options, top.digest, [result.outcome], bytesDownloaded, target);
-      options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
-      const pushed = await pushImage({ client, source, target, image: result.image, logger });
-      return summarise(options, top.digest, [{ ...result.outcome, manifestDigest: pushed.digest }], bytesDownloaded, target, pushed.digest);
+      // A BuildKit-only path cannot plan ahead: the same upgrades as the previous patch layer are nothing new.
+      if (result.image && beforeEntry && !decided && lastHistory(result.image) === lastHistory((await before!.load()).image)) {
+        keep({ ...result.outcome, skipped: upToDate(floating!) });
+        continue;
+      }
+      if (!result.image || !target) { outcomes.push(result.outcome); continue; }
+      if (!resolved.index) { single = result.image; outcomes.push(result.outcome); continue; }
+      const pushed = await pushImage({ client, source: platform.ref, target: withDigest(target, result.image.manifestDigest()), image: result.image, logger });
+      replaced.set(platform.ref.digest!, { digest: pushed.digest, size: result.image.manifestBytes().length, mediaType: result.image.manifestMediaType });
+      outcomes.push({ ...result.outcome, manifestDigest: pushed.digest });
+      patched++;
     }
 
-    // Index: patch each platform manifest (attestation manifests are left as they are).
-    const outcomes: PlatformOutcome[] = [];
-    const replaced = new Map<string, { digest: string; size: number; mediaType: string }>();
-    for (const platform of resolved.platforms) {
-      const result = await patchPlatform(deps, options, platform, workDir);
-      bytesDownloaded += result.bytesDownloaded;
-      if (result.image && target) {
-        const pushed = await pushImage({ client, source: platform.ref, target: withDigest(target, result.image.manifestDigest()), image: result.image, logger });
-        replaced.set(platform.ref.digest!, { digest: pushed.digest, size: result.image.manifestBytes().length, mediaType: result.image.manifestMediaType });
-        outcomes.push({ ...result.outcome, manifestDigest: pushed.digest });
-      } else {
-        outcomes.push(result.outcome);
-      }
-    }
-    if (replaced.size === 0 || !target) return summarise(options, top.digest, outcomes, bytesDownloaded, target);
-    const index = patchedIndex(resolved.index, replaced, options.image, top.digest, deps.now?.() ?? new Date());
-    const bytes = Buffer.from(JSON.stringify(index));
+    const changed = single !== undefined || patched > 0;
+    if (!changed || !target) return report(outcomes, undefined, kept > 0 && floating ? upToDate(floating) : undefined);
     options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
-    const digest = await client.putManifest(target, bytes, top.mediaType);
-    return summarise(options, top.digest, outcomes, bytesDownloaded, target, digest);
+    if (single) {
+      await pushImage({ client, source, target: withDigest(target, single.manifestDigest()), image: single, logger });
+      const published = await publishTags(client, target, { bytes: single.manifestBytes(), mediaType: single.manifestMediaType }, options.tagScheme);
+      return report(outcomes.map((o) => ({ ...o, manifestDigest: published.digest })), published);
+    }
+    const index = patchedIndex(resolved.index!, replaced, image, top.digest, deps.now?.() ?? new Date());
+    const published = await publishTags(client, target, { bytes: Buffer.from(JSON.stringify(index)), mediaType: top.mediaType }, options.tagScheme);
+    return report(outcomes, published);
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The floating tag the result goes under: `-t`, else `<tag><suffix>` of the
+ * image, or of its original's tag when re-patching an image patched in the
+ * same repository (`main-patched` is re-patched to `main-patched`, not
+ * `main-patched-patched`). Undefined for a dry run with no tag to derive from.
+ */
+function floatingTarget(options: PatchOptions, original: Reference, repatching: boolean): Reference | undefined {
+  const sameRepository = original.registry === options.image.registry && original.repository === options.image.repository;
+  const from = repatching && original.tag && sameRepository ? original : options.image;
+  try {
+    return patchedTarget(from, { tagSuffix: options.tagSuffix, ...(options.target ? { target: options.target } : {}) });
+  } catch (error) {
+    if (options.dryRun) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The previous patch a re-patch is compared with and may keep platforms of:
+ * the patched image given as input, else what the target tag holds when it
+ * is a patch of the same original. Only one in the target's repository
+ * counts (its platform manifests are listed by the new index).
+ */
+async function previousPatchFor(client: RegistryClient, target: Reference, originalDigest: string, input: ResolvedImage | undefined): Promise<ResolvedImage | undefined> {
+  const previous = input ?? await previousPatch(client, target, originalDigest);
+  return previous && previous.source.registry === target.registry && previous.source.repository === target.repository ? previous : undefined;
+}
+
+/** The descriptor the previous patch's index (or the previous patch itself) has for a platform. */
+function entryOf(previous: ResolvedImage, platform: PlatformTarget): { digest: string; size: number; mediaType: string } {
+  const entry = previous.index?.manifests.find((m) => m.digest === platform.ref.digest);
+  return entry ? { digest: entry.digest, size: entry.size, mediaType: entry.mediaType } : { digest: previous.top.digest, size: previous.top.bytes.length, mediaType: previous.top.mediaType };
+}
+
+/** A dry run's plan says what would be installed, except where BuildKit alone decides (rpm, distroless). */
+function planDecides(outcome: PlatformOutcome): boolean {
+  return !outcome.skipped?.startsWith('dry run:');
+}
+
+function nothingToDo(outcome: PlatformOutcome): boolean {
+  return (outcome.plan?.packages.length ?? 0) === 0 && (outcome.plan?.libraries?.length ?? 0) === 0;
+}
+
+function lastHistory(image: Image): string | undefined {
+  return image.config.history?.at(-1)?.created_by;
+}
+
+const upToDate = (target: Reference) => `up to date: ${formatReference(target)} already has every fix`;
 
 async function patchPlatform(
   deps: PatchDependencies,
@@ -93,9 +197,6 @@ async function patchPlatform(
   const { logger } = deps;
   const { platform, ref } = target;
   const { manifest, image } = await target.load();
-  if (image.manifest.annotations?.[Annotation.patched]) {
-    throw new PipelineError('ALREADY_PATCHED', `${formatReference(ref)} is patchd output; patch its base ${image.manifest.annotations[Annotation.baseName] ?? ''}@${image.manifest.annotations[Annotation.baseDigest] ?? ''} instead`);
-  }
 
   options.onProgress?.({ stage: 'scan', detail: platform });
   const pkgTypes = options.pkgTypes ?? { os: true, library: false };
@@ -164,14 +265,16 @@ function patchedIndex(index: ImageIndex, replaced: ReadonlyMap<string, { digest:
   };
 }
 
-function summarise(options: PatchOptions, sourceDigest: string, platforms: PlatformOutcome[], bytesDownloaded: number, target?: Reference, digest?: string): PatchOutcome {
-  const status = digest ? 'patched' : options.dryRun ? 'dry-run' : 'up-to-date';
+function summarise(options: PatchOptions, sourceDigest: string, platforms: PlatformOutcome[], bytesDownloaded: number, published?: { digest: string; tags: readonly Reference[]; floatingRefused?: string }, reason?: string): PatchOutcome {
+  const status = published ? 'patched' : options.dryRun ? 'dry-run' : 'up-to-date';
   return {
     status,
     source: formatReference(options.image),
     sourceDigest,
     platforms,
     bytesDownloaded,
-    ...(digest && target ? { target: formatReference(target), digest } : {}),
+    ...(published ? { target: formatReference(published.tags[0]!), digest: published.digest, tags: published.tags.map((t) => formatReference(t)) } : {}),
+    ...(reason ? { reason } : {}),
+    ...(published?.floatingRefused ? { notes: [`${published.floatingRefused}; the result is ${formatReference(published.tags[0]!)}`] } : {}),
   };
 }

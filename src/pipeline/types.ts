@@ -7,9 +7,11 @@ import type { RegistryClient } from '../oci/client.js';
 import type { Keychain } from '../oci/keychain.js';
 import type { LayerCompression } from '../oci/media-types.js';
 import type { Reference } from '../oci/reference.js';
+import type { TagScheme } from '../publish/tags.js';
 import type { LibraryIndex, PackageIndexes } from '../plan/library-index.js';
 import type { LibraryPatchLevel } from '../plan/library-level.js';
 import type { PatchPlan } from '../plan/types.js';
+import type { ManifestSigner } from '../publish/signing-key.js';
 import type { Inventory } from '../scan/inventory/types.js';
 import type { AdvisorySources } from '../scan/scan.js';
 import type { Finding } from '../scan/types.js';
@@ -31,6 +33,8 @@ export interface PatchDependencies {
   readonly mirrors?: PackageMirrors;
   /** The BuildKit sidecar, when one is configured; its keychain answers buildkitd's credential requests. */
   readonly buildkit?: { readonly client: BuildkitClient; readonly keychain?: Keychain; readonly toolingImages?: { readonly rpm?: string; readonly deb?: string; readonly go?: string; readonly dotnet?: string } };
+  /** With a signing key: each pushed result (an index: the index) is signed in cosign's format. */
+  readonly signer?: ManifestSigner;
 }
 
 /** Mirrors of OS package repositories, per package family. */
@@ -67,8 +71,14 @@ export interface PatchOptions {
   /** `-t`: a tag or a full reference for the result. */
   readonly target?: string;
   readonly tagSuffix: string;
+  /** floating (default): `<tag><suffix>`; incremental: `<tag><suffix>-N` as well, N from the registry's tag list. */
+  readonly tagScheme?: TagScheme;
+  /** Copa's --platform: patch only these platforms of an index (`linux/amd64`, `linux/arm64/v8`); the others are kept as they are. */
+  readonly platforms?: readonly string[];
   readonly ignoreErrors: boolean;
   readonly dryRun: boolean;
+  /** Attach an OpenVEX document and CycloneDX SBOMs to the pushed result as OCI referrers (src/pipeline/evidence.ts); default true. */
+  readonly evidence?: boolean;
   readonly onProgress?: (event: ProgressEvent) => void;
 }
 
@@ -94,6 +104,25 @@ export interface PatchOutcome {
   readonly sourceDigest: string;
   readonly target?: string;
   readonly digest?: string;
+  /** Every tag the result was put under (incremental: `<tag><suffix>-N`, then the floating tag). */
+  readonly tags?: readonly string[];
+  /** Why nothing was pushed, when a previous patch of the same original already has every fix. */
+  readonly reason?: string;
+  /** What to know about a push that went through: a floating tag the registry would not move (incremental scheme). */
+  readonly notes?: readonly string[];
   readonly platforms: readonly PlatformOutcome[];
   readonly bytesDownloaded: number;
+  /** What was attached to the pushed result (absent when nothing was pushed or evidence is off). */
+  readonly evidence?: PatchEvidence;  /** cosign's signature of `digest` (with a signer): the `sha256-<hex>.sig` tag and its manifest. */
+  readonly signature?: { readonly tag: string; readonly manifestDigest: string };
+}
+
+/** Referrers attached to a patched image: found by the referrers API, or the `sha256-<hex>` tag (`via`). */
+export interface PatchEvidence {
+  /** The OpenVEX document, on the pushed result; absent when no fix of a named vulnerability was verified. */
+  readonly vex?: { readonly digest: string; readonly via: 'referrers-api' | 'tag-schema'; readonly statements: number };
+  /** A CycloneDX SBOM per patched platform manifest (`subject`). */
+  readonly sbom?: readonly { readonly platform: string; readonly subject: string; readonly digest: string; readonly via: 'referrers-api' | 'tag-schema'; readonly components: number }[];
+  /** The image was pushed, but attaching its evidence failed: why. */
+  readonly error?: string;
 }

@@ -97,8 +97,10 @@ test('an image already up to date: nothing to patch, exit 0, nothing pushed', as
   assert.deepEqual(JSON.parse(tags.stdout).Tags, ['main']);
 });
 
-test('patching the patched tag again is refused: patchd never stacks patch layers', async () => {
-  const result = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/bookworm:main-patched`, '--cache-dir', join(work, 'cache')], { cwd: repoRoot, allowFailure: true });
-  assert.notEqual(result.code, 0);
-  assert.match(result.stderr, /ALREADY_PATCHED/);
+test('patching the patched tag again re-patches its original: nothing new, so nothing pushed', async () => {
+  const before = await skopeoRaw(`${registry.host}/fixtures/bookworm:main-patched`);
+  const result = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/bookworm:main-patched`, '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(result.stdout, /nothing pushed for .*: up to date: .*:main-patched already has every fix/, 'up to date, with the reason');
+  const after = await skopeoRaw(`${registry.host}/fixtures/bookworm:main-patched`);
+  assert.deepEqual(after, before, 'the patched tag is unchanged');
 });
