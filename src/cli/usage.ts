@@ -2,7 +2,7 @@ export const usage = `patchd — patch container images without rebuilding them
 
 Usage:
   patchd patch -i REF [-r REPORT] [-t TAG] [--pkg-types os,library] [--library-patch-level L] [--dry-run] ...
-  patchd scan -i REF [--format table|json|sarif] [--advisories PATH] [-r REPORT]
+  patchd scan -i REF [--format table|json|sarif|cyclonedx] [--advisories PATH] [-r REPORT]
   patchd serve --config FILE
   patchd doctor [--buildkit-addr ADDR | --config FILE]
 
@@ -26,15 +26,36 @@ Options for patch:
       --library-patch-level L
                          patch, minor or major: the biggest version bump a library may
                          take [default: patch]; needs --pkg-types with library
-  -t, --tag TAG          tag (or full reference) for the result [default: <tag><suffix>]
-      --tag-suffix S     suffix for the result's tag [default: -patched]
+  -t, --tag TAG          tag (or full reference) for the result [default: <tag>-<suffix>]
+      --tag-suffix S     joined to the image's tag with "-", as Copa does (patched and
+                         -patched both give <tag>-patched) [default: patched]
       --ignore-errors    skip packages that cannot be patched in-process instead of failing
       --compression C    gzip or zstd: how the patch layer is compressed [default: gzip];
                          zstd needs an OCI image manifest
       --plain-http       speak HTTP, not HTTPS, to the registry (always so for loopback)
       --dry-run          print the plan, push nothing
-      --buildkit-addr A  BuildKit daemon: unix:///path or tcp://host:port [default:
+      --oci-dir DIR      write the result (and its VEX/SBOM referrers) to an OCI image
+                         layout in DIR instead of pushing it; base layers are copied
+                         from the registry, nothing is written to it
+  -p, --push             accepted for Copa: patchd pushes unless --oci-dir is given
+      --platform P       only these platforms of an index (os/arch[/variant], comma-
+                         separated or repeated); the others are kept as they are
+  -f, --format openvex   the VEX format (openvex, the only one) [default: openvex]
+  -o, --output FILE      write the OpenVEX document of the verified fixes to FILE
+      --timeout D        give up (exit 1, nothing more pushed) after D, a Go duration
+                         such as 90s, 10m or 1h30m [default: 5m]
+      --progress M       auto, plain (a line per step), tty (a redrawn line), quiet
+                         (no progress, errors only) or rawjson (a JSON object per step)
+                         [default: auto: tty on a terminal, else the JSON log]
+      --debug            --log-level debug
+  -w, --working-folder DIR
+                         scratch space for downloads and the layer being built
+                         [default: $TMPDIR]
+  -a, --addr A, --buildkit-addr A
+                         BuildKit daemon: unix:///path or tcp://host:port [default:
                          $PATCHD_BUILDKIT_ADDR or $BUILDKIT_HOST]
+      --cacert F, --cert F, --key F
+                         TLS files for a tcp:// BuildKit daemon
       --executor E       auto (in-process; BuildKit for packages whose maintainer
                          scripts must run), inprocess, or buildkit [default: auto]
       --tooling-image R  for images with no package manager of their own: an image
@@ -50,6 +71,9 @@ Options for patch:
                          patch (when given alone), minor or major: rebuild Go binaries
                          whose stdlib has findings with the newest Go release that
                          far from theirs; needs --pkg-types with library
+      --sign-key FILE    sign the result in cosign's format (sha256-<hex>.sig tag) with
+                         this EC P-256 key: PKCS#8 PEM or cosign generate-key-pair's
+                         (its password from $PATCHD_SIGNING_PASSWORD)
       --cache-dir DIR    apt index cache [default: $XDG_CACHE_HOME/patchd or ~/.cache/patchd]
       --apt-mirror FROM=TO
                          fetch what the image's apt sources name under FROM from TO
@@ -65,13 +89,17 @@ Options for patch:
       --go-proxy URL     Go module proxy [$PATCHD_GOPROXY_USERNAME and _PASSWORD]
       --nuget-source URL NuGet flat container [$PATCHD_NUGET_USERNAME and _PASSWORD]
   -h, --help             this text
+  Copa's --config, -l/--loader, -s/--scanner (other than trivy), --eol-api-url,
+  --exit-on-eol, --force-compression and --go-vcs-url are refused with the reason
+  (see the README's Copa table).
 
 Options for scan:
   -i, --image REF          image to scan (tag or digest; every platform of an index)
   -r, --report FILE|URL    use a Trivy JSON or Harbor report instead of OSV matching
       --advisories PATH    OSV records: a directory of *.json or an all.zip (repeatable;
                            default $PATCHD_ADVISORIES, colon-separated)
-      --format FORMAT      table, json or sarif [default: table on a terminal, else json]
+      --format FORMAT      table, json (findings and every package), sarif, or cyclonedx
+                           (a CycloneDX 1.6 SBOM) [default: table on a terminal, else json]
       --no-updates         do not ask a Debian image's repositories for newer versions
                            when no advisory data covers its OS
       --plain-http         speak HTTP, not HTTPS, to the registry

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError } from './errors.js';
-import { manifestMediaTypes } from './media-types.js';
+import { MediaType, manifestMediaTypes } from './media-types.js';
 import { formatReference, manifestIdentifier, type Reference } from './reference.js';
 import { createRegistryTransport, header, type RegistryResponse, type RegistryTransport, type TransportOptions } from './transport.js';
 import { verifyingStream } from './verify.js';
@@ -26,6 +26,16 @@ export interface RegistryClient {
   hasBlob(repo: Reference, digest: string): Promise<boolean>;
   pushBlob(repo: Reference, desc: { digest: string; size: number }, open: () => Promise<Readable>, options?: { mountFrom?: string }): Promise<'exists' | 'mounted' | 'uploaded'>;
   listTags(repo: Reference): Promise<string[]>;
+  /** The referrers API (distribution spec 1.1): the index of manifests whose subject is `digest`; undefined when the registry has no such API. */
+  getReferrers(repo: Reference, digest: string): Promise<{ readonly manifests: readonly ReferrerDescriptor[] } | undefined>;
+}
+
+export interface ReferrerDescriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 export const maxManifestBytes = 4 * 1024 * 1024;
@@ -217,6 +227,21 @@ export function registryClientOn(transport: RegistryTransport, options: { readon
           url = link ? /<([^>]+)>;\s*rel="?next"?/.exec(link)?.[1] : undefined; // relative or absolute: send() takes both
         }
         return tags;
+      });
+    },
+
+    getReferrers(repo, digest) {
+      const what = `list referrers of ${repo.registry}/${repo.repository}@${digest}`;
+      return retrying(what, async () => {
+        const res = await send(repo.registry, { method: 'GET', url: `/v2/${repo.repository}/referrers/${digest}`, scopes: [repoScope(repo, 'pull')], what, headers: { accept: MediaType.ociIndex } });
+        // 404 (or 405/400 from registries that route it elsewhere): no referrers API; the spec's tag schema applies.
+        if (res.statusCode === 404 || res.statusCode === 405 || res.statusCode === 400) { await transport.discard(res); return undefined; }
+        if (res.statusCode !== 200) throw await failure(res, what);
+        const body = await transport.readBody(res, what, maxManifestBytes);
+        if (!body) throw new OciError('MANIFEST_TOO_LARGE', `${what}: over the ${maxManifestBytes}-byte limit`);
+        let index: { manifests?: ReferrerDescriptor[] | null };
+        try { index = JSON.parse(body.toString('utf8')); } catch { throw new OciError('UNEXPECTED_STATUS', `${what}: the answer is not JSON`); }
+        return { manifests: index.manifests ?? [] };
       });
     },
   };

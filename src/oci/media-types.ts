@@ -15,6 +15,10 @@ export const MediaType = {
   dockerLayerZstd: 'application/vnd.docker.image.rootfs.diff.tar.zstd',
   dockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   openVex: 'application/vnd.openvex+json',
+  /** CycloneDX JSON (IANA-registered; the artifact type Trivy's referrer plugin and `--sbom-sources oci` use). */
+  cycloneDxJson: 'application/vnd.cyclonedx+json',
+  /** The OCI 1.1 empty descriptor's type: the config of an artifact that has none. */
+  ociEmpty: 'application/vnd.oci.empty.v1+json',
 } as const;
 
 export const manifestMediaTypes: readonly string[] = [

@@ -1,3 +1,4 @@
+import { cycloneDxBom, type BomSubject } from './cyclonedx.js';
 import type { Inventory } from './inventory/types.js';
 import type { Finding } from './types.js';
 
@@ -9,14 +10,25 @@ export interface ScanResult {
   readonly findings: readonly Finding[];
 }
 
+/** CycloneDX 1.6 JSON (see cyclonedx.ts): the packages of every platform scanned. */
+export function formatCycloneDx(results: readonly ScanResult[], toolVersion: string, subject: BomSubject): string {
+  return `${JSON.stringify(cycloneDxBom(subject, results, { toolVersion }), null, 2)}\n`;
+}
+
 const severityOrder = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'];
 
+/** Schema 2: `packages` is the full package list (schema 1 had its count). */
 export function formatJson(results: readonly ScanResult[]): string {
   return `${JSON.stringify({
-    schemaVersion: 1,
+    schemaVersion: 2,
     results: results.map((r) => ({
       image: r.image, digest: r.digest, platform: r.platform, os: r.inventory.os ?? null,
-      packages: r.inventory.packages.length, warnings: r.inventory.warnings,
+      packages: r.inventory.packages.map((p) => ({
+        name: p.name, version: p.version, ecosystem: p.ecosystem, class: p.class, purl: p.purl, path: p.path,
+        ...(p.architecture ? { architecture: p.architecture } : {}), ...(p.location ? { location: p.location } : {}),
+        ...(p.sourceName ? { sourceName: p.sourceName } : {}), ...(p.sourceVersion ? { sourceVersion: p.sourceVersion } : {}),
+      })),
+      warnings: r.inventory.warnings,
       findings: r.findings.map((f) => ({
         id: f.id, aliases: f.aliases, severity: f.severity, source: f.source, summary: f.summary,
         package: { name: f.package.name, ecosystem: f.package.ecosystem, class: f.package.class, version: f.package.version, purl: f.package.purl, path: f.package.path },
