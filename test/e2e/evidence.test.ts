@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
+import tar from 'tar-stream';
 import { Agent } from 'undici';
 import { silentLogger } from '../../src/lib/log.js';
 import { createRegistryClient, type RegistryClient } from '../../src/oci/client.js';
@@ -175,6 +178,47 @@ test('patchd scan --format cyclonedx validates against CycloneDX 1.6 and lists t
   assert.equal(status, 'var/lib/dpkg/status', 'where the package was found');
   assert.equal(bom.metadata.component.version, json.digest, 'the scanned digest');
   assert.equal(bom.metadata.component.purl, `pkg:oci/bookworm@${encodeURIComponent(json.digest)}?repository_url=${encodeURIComponent(`${registry.host}/fixtures/bookworm`)}`, 'the image purl');
+});
+
+test('an index: the VEX on the pushed index names the patched platform manifest; the SBOM goes on that manifest only', async () => {
+  const debian = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'multi/app', tag: 'amd64' });
+  const plainTar = join(work, 'plain.tar');
+  const pack = tar.pack();
+  pack.entry({ name: 'app', mode: 0o755 }, '#!/bin/sh\n');
+  pack.finalize();
+  await pipeline(pack, createWriteStream(plainTar));
+  const other = await pushRootfsImage({ tarPath: plainTar, registryHost: registry.host, repository: 'multi/app', tag: 'arm64', architecture: 'arm64' });
+  const sizeOf = async (tag: string) => (await client.getManifest(parseReference(`${registry.host}/multi/app:${tag}`))).bytes.length;
+  const index = {
+    schemaVersion: 2, mediaType: MediaType.ociIndex,
+    manifests: [
+      { mediaType: MediaType.ociManifest, digest: debian.digest, size: await sizeOf('amd64'), platform: { architecture: 'amd64', os: 'linux' } },
+      { mediaType: MediaType.ociManifest, digest: other.digest, size: await sizeOf('arm64'), platform: { architecture: 'arm64', os: 'linux' } },
+    ],
+  };
+  await client.putManifest(parseReference(`${registry.host}/multi/app:v1`), Buffer.from(JSON.stringify(index)), MediaType.ociIndex);
+  const multi = await patchImage(
+    { client, dispatcher, logger, cacheDir: join(work, 'cache'), tmpDir: work },
+    { image: parseReference(`${registry.host}/multi/app:v1`), advisories: { osv: await OsvDatabase.load([osvDir]) }, tagSuffix: '-patched', ignoreErrors: false, dryRun: false },
+  );
+  assert.equal(multi.status, 'patched', `status ${multi.status}`);
+  const multiRepo = { registry: registry.host, repository: 'multi/app' };
+  const amd64 = multi.platforms.find((p) => p.platform === 'linux/amd64')!.manifestDigest!;
+  assert.ok(amd64 && amd64 !== debian.digest, 'the amd64 platform was patched');
+
+  const [vexRef, ...more] = await listReferrers(client, multiRepo, multi.digest!);
+  assert.deepEqual([vexRef?.artifactType, more.length], [MediaType.openVex, 0], 'the index has the VEX, and only it');
+  const vex = JSON.parse((await readReferrerDocument(client, multiRepo, vexRef!)).toString('utf8')) as { statements: { products: { '@id': string }[] }[] };
+  assert.ok(vex.statements.length > 0, 'statements');
+  const products = new Set(vex.statements.flatMap((s) => s.products.map((p) => p['@id'])));
+  assert.deepEqual([...products], [`pkg:oci/app@${encodeURIComponent(amd64)}?arch=amd64&repository_url=${encodeURIComponent(`${registry.host}/multi/app`)}`], 'every product is the patched amd64 manifest');
+
+  const sboms = await listReferrers(client, multiRepo, amd64);
+  assert.deepEqual(sboms.map((r) => r.artifactType), [MediaType.cycloneDxJson], 'the patched platform manifest has its SBOM');
+  const bom = JSON.parse((await readReferrerDocument(client, multiRepo, sboms[0]!)).toString('utf8')) as Bom;
+  assert.deepEqual(await cycloneDx16Errors(bom), [], 'valid CycloneDX 1.6');
+  assert.deepEqual(await listReferrers(client, multiRepo, other.digest), [], 'the untouched platform gets nothing');
+  assert.deepEqual(multi.evidence?.sbom?.map((s) => [s.platform, s.subject]), [['linux/amd64', amd64]], 'the outcome names it');
 });
 
 test('with evidence off nothing is attached', async () => {
