@@ -12,7 +12,8 @@ etcd_version=v3.7.3
 helm_version=v3.22.0
 gatekeeper_version=v3.23.1
 kyverno_version=v1.19.1
-all_tools=(kube-apiserver kubectl etcd helm gator kyverno)
+cosign_version=v3.1.3
+all_tools=(kube-apiserver kubectl etcd helm gator kyverno cosign)
 
 bin="${PATCHD_CACHE:-$HOME/.cache/patchd}/bin"
 
@@ -23,6 +24,7 @@ version_of() {
     helm) echo "$helm_version" ;;
     gator) echo "$gatekeeper_version" ;;
     kyverno) echo "$kyverno_version" ;;
+    cosign) echo "$cosign_version" ;;
     *) return 1 ;;
   esac
 }
@@ -122,6 +124,12 @@ EOF
       cd "$work/src"
       ldflags="-X github.com/kyverno/kyverno/pkg/version.BuildVersion=$version"
       pkg=./cmd/cli/kubectl-kyverno
+      ;;
+    cosign)
+      fetch_module "github.com/sigstore/cosign/v3@$version"
+      cd "$work/src"
+      ldflags="-X sigs.k8s.io/release-utils/version.gitVersion=$version -X sigs.k8s.io/release-utils/version.gitTreeState=clean"
+      pkg=./cmd/cosign
       ;;
   esac
   # -s -w as the projects' release builds do: no symbol tables, a third smaller.

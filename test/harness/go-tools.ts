@@ -6,7 +6,7 @@ import { run } from './tools.js';
 
 const repoRoot = new URL('../..', import.meta.url).pathname;
 
-export type GoToolName = 'kube-apiserver' | 'kubectl' | 'etcd' | 'helm' | 'gator' | 'kyverno';
+export type GoToolName = 'kube-apiserver' | 'kubectl' | 'etcd' | 'helm' | 'gator' | 'kyverno' | 'cosign';
 
 const paths = new Map<GoToolName, Promise<string>>();
 

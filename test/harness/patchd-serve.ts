@@ -16,7 +16,7 @@ export interface RunningPatchd {
   stop(): Promise<void>;
 }
 
-export async function startPatchdServe(args: { dir: string; config: (port: number) => string[]; port?: number; env?: Record<string, string>; logs?: 'inherit' | 'ignore' }): Promise<RunningPatchd> {
+export async function startPatchdServe(args: { dir: string; config: (port: number) => string[]; port?: number; env?: Record<string, string>; logs?: 'inherit' | 'ignore' | 'pipe' }): Promise<RunningPatchd> {
   const port = args.port ?? await freePort();
   const configPath = join(args.dir, `patchd-${port}.yaml`);
   await writeFile(configPath, [`server: { host: 127.0.0.1, port: ${port} }`, ...args.config(port)].join('\n'));
