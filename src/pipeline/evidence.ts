@@ -54,7 +54,6 @@ export async function publishEvidence(deps: PatchDependencies, options: PatchOpt
       sboms.push({ ...summary(attached), platform: platform.platform, subject: manifest.digest, components: inventory.packages.length });
     }
     if (sboms.length > 0) evidence.sbom = sboms;
-    // Signing (deps.signer, src/publish/cosign.ts) belongs here too: it signs the same pushed digest.
   } catch (error) {
     evidence.error = (error as Error).message;
     logger.warn({ target: outcome.target, err: error }, 'the patched image was pushed, but its evidence could not be attached');
