@@ -4,6 +4,8 @@ import type { JobQueue } from '../queue/types.js';
 import { OsvDatabase } from '../scan/sources/osv.js';
 import { advisoryFiles, contentHashes, describeChanges, fingerprint, revisionOf } from './advisory-files.js';
 
+const revisionSetting = 'continuous.osvRevision';
+
 export type ContinuousTrigger = 'advisories-changed' | 'schedule' | 'harbor-scan';
 
 /**
@@ -37,7 +39,8 @@ export interface Continuous {
  * Continuous patching in `patchd serve`: polls `advisories.osv` (sizes and
  * mtimes every pollSeconds; a change is read once it has settled), reloads
  * the OSV data when the content really changed and re-evaluates patched
- * images; and, with intervalMinutes, re-evaluates them on a schedule. A bad
+ * images (also at start, when they changed while patchd was stopped); and,
+ * with intervalMinutes, re-evaluates them on a schedule. A bad
  * half-written file keeps the previous data and is read again next poll.
  */
 export async function startContinuous(deps: {
@@ -86,6 +89,7 @@ export async function startContinuous(deps: {
         files = now; seen = fingerprint(now); hashes = nextHashes; revision = next;
         logger.info({ revision, records: loaded.recordCount, changes }, 'advisories reloaded');
         trigger({ trigger: 'advisories-changed', revision: `osv:${revision}`, reason: `OSV advisories changed (${changes}); ${loaded.recordCount} records, revision ${revision}` });
+        queue.putSetting(revisionSetting, revision);
       } catch (error) {
         logger.warn({ err: (error as Error).message }, 'advisories could not be reloaded; keeping the previous data, trying again next poll');
       } finally {
@@ -94,6 +98,12 @@ export async function startContinuous(deps: {
     };
     timers.push(setInterval(() => void poll(), settings.pollSeconds * 1000));
     logger.info({ paths, pollSeconds: settings.pollSeconds, revision, files: files.size }, 'watching advisories');
+    // Changed while patchd was stopped: the revision last acted on is kept in the job store.
+    const actedOn = queue.getSetting(revisionSetting);
+    if (actedOn && actedOn !== revision) {
+      trigger({ trigger: 'advisories-changed', revision: `osv:${revision}`, reason: `OSV advisories changed while patchd was stopped (revision ${actedOn} -> ${revision}); ${osv?.recordCount ?? 0} records` });
+    }
+    queue.putSetting(revisionSetting, revision);
   }
 
   if (settings.intervalMinutes) {

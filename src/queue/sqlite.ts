@@ -34,6 +34,7 @@ export function openSqliteQueue(path: string): JobQueue {
       digest TEXT NOT NULL, job_id TEXT NOT NULL, created_at TEXT NOT NULL,
       PRIMARY KEY (digest, job_id)
     );
+    CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `);
   // The digests a result names (see JobQueue.producerOf), for one job (?1) or, at start-up, every job that predates job_outputs.
   const recordOutputs = (where: string) => db.prepare(`INSERT OR IGNORE INTO job_outputs (digest, job_id, created_at)
@@ -192,6 +193,14 @@ export function openSqliteQueue(path: string): JobQueue {
       return first(lastPatch.get(registry, repository, digest));
     },
     reevaluate: (request) => { isOpen(); return reevaluate(request); },
+    getSetting: (key) => {
+      isOpen();
+      return (db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    },
+    putSetting: (key, value) => {
+      isOpen();
+      db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    },
     list(options = {}) {
       isOpen();
       const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);

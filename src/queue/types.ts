@@ -95,6 +95,9 @@ export interface JobQueue {
    * patchd never patched it. Idempotent per (image, revision).
    */
   reevaluate(request: JobRequest & { readonly digest: string; readonly revision: string }): { readonly id: string; readonly created: boolean } | undefined;
+  /** Small durable facts patchd keeps across restarts (the advisory revision last acted on). */
+  getSetting(key: string): string | undefined;
+  putSetting(key: string, value: string): void;
   list(options?: { status?: JobStatus; limit?: number }): Job[];
   counts(): Record<JobStatus, number>;
   close(): void;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { bookwormRootfsTar, pushRootfsImage } from '../harness/fixture-image.js';
@@ -142,5 +142,18 @@ test('a scheduled re-evaluation (after a restart: the memory is in the job store
   assert.match(job.result?.reevaluation?.reason ?? '', /nothing new to fix since job .*: nothing pushed/, 'the result says why nothing was pushed');
   assert.match(job.reason ?? '', /scheduled re-evaluation \(every 0\.05 minutes\)/, '/jobs says it was the schedule');
   assert.equal(job.digest, original, 'the original was re-evaluated');
+  assert.equal(await digestOf(), before, 'main-patched unchanged');
+  assert.equal((await jobs()).filter((j) => j.trigger === 'advisories-changed').length, 1, 'the advisories did not change while patchd was stopped: no re-evaluation for them at start');
+});
+
+test('a record added while patchd is stopped is acted on at start', { timeout: 10 * 60_000 }, async () => {
+  await patchd!.stop();
+  // A record for a package the image does not have: a new revision, but nothing new to fix.
+  await writeFile(join(osvDir, 'DEBIAN-TEST-ABSENT.json'), JSON.stringify({ id: 'DEBIAN-TEST-ABSENT', affected: [{ package: { ecosystem: 'Debian:12', name: 'no-such-package' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '1.0' }] }] }] }));
+  const before = await digestOf();
+  patchd = await startPatchd('{ pollSeconds: 1 }');
+  const job = await waitFor('a re-evaluation at start', (all) => all.find((j) => j.trigger === 'advisories-changed' && /while patchd was stopped/.test(j.reason ?? '') && finished(j)), 300);
+  assert.equal(job.status, 'skipped', `nothing new: ${JSON.stringify(job)}`);
+  assert.equal(job.result?.status, 'up-to-date', 'up to date');
   assert.equal(await digestOf(), before, 'main-patched unchanged');
 });

@@ -3,7 +3,9 @@ import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { advisoryFiles, contentHashes, describeChanges, fingerprint, revisionOf } from '../../src/continuous/advisory-files.js';
-import { enqueueReevaluations } from '../../src/continuous/continuous.js';
+import { enqueueReevaluations, startContinuous } from '../../src/continuous/continuous.js';
+import { silentLogger } from '../../src/lib/log.js';
+import { OsvDatabase } from '../../src/scan/sources/osv.js';
 import { newFixes } from '../../src/continuous/new-fixes.js';
 import { loadConfig } from '../../src/config.js';
 import type { PatchOutcome } from '../../src/pipeline/types.js';
@@ -78,4 +80,32 @@ registries:
   assert.equal(first.length, 1, 'only local/app: excluded, Harbor-scanned and unconfigured registries are left alone');
   assert.deepEqual(enqueueReevaluations(queue, config, run).map((j) => j.created), [false], 'the same revision again: no new job');
   assert.equal(enqueueReevaluations(queue, config, { trigger: 'schedule', revision: 'schedule:1', reason: 'schedule' }).length, 2, 'a schedule re-evaluates Harbor-scanned images too');
+});
+
+test('advisories changed while patchd was stopped: re-evaluated at start, once; unchanged: nothing', async () => {
+  const dir = join(work.path, 'osv-restart');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'A.json'), JSON.stringify({ id: 'A', affected: [] }));
+  const config = loadConfig({}, 'continuous: { pollSeconds: 3600 }\nregistries:\n  local: { url: "http://127.0.0.1:5000" }\n');
+  const queue = openSqliteQueue(':memory:');
+  const { id } = queue.enqueue({ registry: 'local', repository: 'app', digest: `sha256:${'1'.repeat(64)}`, tag: 'v1', source: 'test', trigger: 'push' });
+  queue.claim();
+  queue.succeed(id, 'succeeded', { status: 'patched', platforms: [] });
+  let woken = 0;
+  const start = async () => {
+    const c = await startContinuous({ config, queue, logger: silentLogger(), paths: [dir], osv: await OsvDatabase.load([dir]), onEnqueued: () => { woken++; } });
+    c.stop();
+  };
+  const reevaluations = () => queue.list().filter((j) => j.trigger === 'advisories-changed');
+  await start();
+  assert.equal(reevaluations().length, 0, 'first start: the revision is only recorded');
+  await start();
+  assert.equal(reevaluations().length, 0, 'unchanged since: nothing');
+  await writeFile(join(dir, 'B.json'), JSON.stringify({ id: 'B', affected: [] }));
+  await start();
+  assert.equal(reevaluations().length, 1, 'changed while stopped: one re-evaluation');
+  assert.match(reevaluations()[0]!.reason ?? '', /changed while patchd was stopped/, 'and why');
+  assert.equal(woken, 1, 'the worker is woken');
+  await start();
+  assert.equal(reevaluations().length, 1, 'acted on: not again at the next start');
 });
