@@ -62,7 +62,9 @@ export async function previousPatch(client: RegistryClient, target: Reference, o
     if (isMissing(error)) return undefined;
     throw error;
   }
-  return patchOrigin(resolved.top)?.baseDigest === originalDigest ? resolved : undefined;
+  // A foreign image under the tag, even one with a half-written patchd marker, is simply no previous patch.
+  const origin = (() => { try { return patchOrigin(resolved.top); } catch { return undefined; } })();
+  return origin?.baseDigest === originalDigest ? resolved : undefined;
 }
 
 /** The previous patch's image for one platform of the original (by platform name; a single manifest for a single manifest). */

@@ -147,7 +147,8 @@ async function patchAndPush(deps: PatchDependencies, options: PatchOptions): Pro
  */
 function floatingTarget(options: PatchOptions, original: Reference, repatching: boolean): Reference | undefined {
   const sameRepository = original.registry === options.image.registry && original.repository === options.image.repository;
-  const from = repatching && original.tag && sameRepository ? original : options.image;
+  // A patched image named by digest alone (a platform of a patched index, say) names no tag to update: -t, as for any digest.
+  const from = repatching && original.tag && options.image.tag && sameRepository ? original : options.image;
   try {
     return patchedTarget(from, { tagSuffix: options.tagSuffix, ...(options.target ? { target: options.target } : {}) });
   } catch (error) {
