@@ -23,8 +23,7 @@ type ExecutorChoice = (typeof executors)[number];
 /** `patchd patch`: one image patched and pushed (or planned, with --dry-run); exit 1 when anything failed. */
 export async function patchCommand(argv: readonly string[], ctx: CliContext): Promise<number> {
   const { values } = parseArgs({
-    // Copa's --toolchain-patch-level may stand alone: it then means patch.
-    args: argv.map((a, i) => (a === '--toolchain-patch-level' && !/^(patch|minor|major)$/.test(argv[i + 1] ?? '') ? '--toolchain-patch-level=patch' : a)),
+    args: copaArgv(argv),
     options: {
       image: { type: 'string', short: 'i' },
       report: { type: 'string', short: 'r' },
@@ -170,6 +169,22 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
     logger.info({ outcome: { ...outcome, platforms: outcome.platforms.map(({ plan, findings, ...p }) => ({ ...p, findings: findings?.length ?? 0, packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), libraries: plan?.libraries })) } }, 'done');
     return outcome.platforms.some((p) => p.failed.length > 0) && outcome.status !== 'patched' ? 1 : 0;
   }
+}
+
+/**
+ * Copa's (pflag's) argument forms parseArgs does not take as they are:
+ * --toolchain-patch-level may stand alone (it then means patch), and
+ * `--tag-suffix -hotfix` takes a value that starts with a dash.
+ */
+function copaArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--toolchain-patch-level' && !/^(patch|minor|major)$/.test(argv[i + 1] ?? '')) out.push('--toolchain-patch-level=patch');
+    else if (a === '--tag-suffix' && argv[i + 1]?.startsWith('-')) out.push(`--tag-suffix=${argv[++i]}`);
+    else out.push(a);
+  }
+  return out;
 }
 
 /** The human summary on stdout. */
