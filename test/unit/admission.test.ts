@@ -140,11 +140,11 @@ test('tag mode: denials say what to do, or name the job patching the image', asy
   assert.match(denialOf((await post('validate', pod)).body), /nginx \(containers proxy\): not patched by patchd: push it to registry\.example\.com:5000 so patchd patches it, or use docker\.io\/library\/nginx:latest-patched/);
 });
 
-test('tag mode uses each registry\'s own suffix', async () => {
+test('tag mode uses each registry\'s own suffix (joined with "-", as Copa\'s --tag-suffix)', async () => {
   const config = `
 admission: { certFile: a, keyFile: b }
 registries:
-  shop: { url: "http://127.0.0.1:9", hosts: ["${R}"], policy: { tagSuffix: ".hardened" } }
+  shop: { url: "http://127.0.0.1:9", hosts: ["${R}"], policy: { tagSuffix: hardened } }
 `;
   const app = createAdmissionApp({ config: loadConfig({}, config), queue: openSqliteQueue(':memory:'), registries: new Map(), logger: silentLogger(), lookups: unreachable });
   const review = await fixture('job-create.json');
@@ -153,11 +153,11 @@ registries:
     (get(r.request.object, '/spec/template/spec/containers/0') as { image: string }).image = image;
     return Promise.resolve(app.request('/admission/validate', { method: 'POST', body: JSON.stringify(r) })).then((res) => res.json() as Promise<Answer>);
   };
-  assert.equal((await withImage(`${R}/shop/migrate:1.4.hardened`)).response.allowed, true);
-  assert.equal((await withImage(`${R}/shop/migrate:1.4.hardened-3`)).response.allowed, true);
+  assert.equal((await withImage(`${R}/shop/migrate:1.4-hardened`)).response.allowed, true);
+  assert.equal((await withImage(`${R}/shop/migrate:1.4-hardened-3`)).response.allowed, true);
   const denied = await withImage(`${R}/shop/migrate:1.4-patched`);
   assert.equal(denied.response.allowed, false);
-  assert.match(denialOf(denied), /or use registry\.example\.com:5000\/shop\/migrate:1\.4-patched\.hardened/);
+  assert.match(denialOf(denied), /or use registry\.example\.com:5000\/shop\/migrate:1\.4-patched-hardened/);
 });
 
 test('exemptions: by namespace, by registry host, by image glob (* within a segment, ** across)', async () => {
