@@ -9,11 +9,10 @@ interface RecordedPlatform {
 }
 
 /**
- * What a dry run plans that the earlier patch of the same original did not
- * have: a package or library at a version it did not install. Executors that
- * only plan while building (rpm, distroless through BuildKit) leave the dry
- * run's plan empty; there, a fixable finding the earlier job did not see counts.
- * Empty: nothing new to fix.
+ * What a plan (of a patch or a dry run) holds that the earlier patch of the
+ * same original did not: a package or library at a version it did not
+ * install. Where a dry run cannot plan (rpm, distroless: planned while
+ * building in BuildKit), a fixable finding the earlier job did not see counts.
  */
 export function newFixes(previousResult: unknown, trial: PatchOutcome): string[] {
   const recorded = ((previousResult ?? {}) as { platforms?: readonly RecordedPlatform[] }).platforms ?? [];

@@ -11,11 +11,13 @@ export interface Reevaluation {
 }
 
 /**
- * Runs a re-evaluation job (continuous patching): the original is planned
- * again with today's advisories in a dry run first, and patched again only
- * when the plan holds something its newest patch did not; otherwise nothing
- * is pushed and the job is up to date. An original its tag no longer names
- * is dropped, so an old image never replaces the patch of a newer one.
+ * Runs a re-evaluation job (continuous patching): the original is patched
+ * again with today's advisories. patchImage plans it against the patch the
+ * tag already holds and pushes only when something is new (else
+ * `up-to-date`, nothing pushed); the result names the job it was compared
+ * with and what is new since (its plan against that job's). An original its
+ * tag no longer names is dropped, so an old image never replaces the patch
+ * of a newer one.
  */
 export function reevaluation(queue: JobQueue, job: Job): Reevaluation {
   let note: Record<string, unknown> = {};
@@ -24,27 +26,20 @@ export function reevaluation(queue: JobQueue, job: Job): Reevaluation {
     async patch(deps, options) {
       const image = options.image;
       const previous = image.digest ? queue.lastPatch(job.registry, job.repository, image.digest) : undefined;
-      if (!previous || !image.digest) {
-        note = { reason: 'no earlier patch of this original is recorded: patched as a new image' };
-        return patchImage(deps, options);
-      }
-      const upToDate = (reason: string, outcome: Partial<PatchOutcome>): PatchOutcome => {
-        note = { ...note, reason, previousJob: previous.id };
-        return { source: formatReference(image), sourceDigest: image.digest!, platforms: [], bytesDownloaded: 0, ...outcome, status: 'up-to-date' };
-      };
       const current = image.tag ? await deps.client.headManifest({ registry: image.registry, repository: image.repository, tag: image.tag }) : undefined;
-      if (current?.digest !== image.digest) {
-        note = { superseded: true };
-        return upToDate(`${image.repository}:${image.tag ?? ''} now names ${current?.digest ?? 'nothing'}, not this original: nothing pushed`, {});
+      if (!image.digest || current?.digest !== image.digest) {
+        note = { superseded: true, reason: `${image.repository}:${image.tag ?? ''} now names ${current?.digest ?? 'nothing'}, not this original: nothing pushed` };
+        return { status: 'up-to-date', source: formatReference(image), sourceDigest: image.digest ?? '', platforms: [], bytesDownloaded: 0 };
       }
-      const trial = await patchImage(deps, { ...options, dryRun: true });
-      const fresh = newFixes(previous.result, trial);
-      const earlier = (previous.result ?? {}) as { target?: string; digest?: string };
-      if (fresh.length === 0) {
-        return upToDate(`nothing new to fix since job ${previous.id} (${earlier.target ?? ''}@${earlier.digest ?? ''}): nothing pushed`, { platforms: trial.platforms });
+      const outcome = await patchImage(deps, options);
+      const since = previous ? ` since job ${previous.id}` : '';
+      if (outcome.status !== 'patched') {
+        note = { ...(previous ? { previousJob: previous.id } : {}), reason: `nothing new to fix${since}: nothing pushed${outcome.reason ? ` (${outcome.reason})` : ''}` };
+        return outcome;
       }
-      note = { previousJob: previous.id, newFixes: fresh, reason: `new since job ${previous.id}: ${fresh.join('; ')}` };
-      return patchImage(deps, options);
+      const fresh = previous ? newFixes(previous.result, outcome) : [];
+      note = { ...(previous ? { previousJob: previous.id } : {}), newFixes: fresh, reason: fresh.length > 0 ? `new${since}: ${fresh.join('; ')}` : `patched again${since}` };
+      return outcome;
     },
   };
 }

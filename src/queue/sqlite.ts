@@ -75,11 +75,12 @@ export function openSqliteQueue(path: string): JobQueue {
   const newestByDigest = db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? AND digest = ? ORDER BY created_at DESC, rowid DESC LIMIT 1');
   const newestByTag = db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? AND tag = ? ORDER BY created_at DESC, rowid DESC LIMIT 1');
   const lastPatch = db.prepare(`SELECT * FROM jobs WHERE registry = ? AND repository = ? AND digest = ? AND status = 'succeeded' ORDER BY created_at DESC, rowid DESC LIMIT 1`);
-  // The original each tag was last seen at: its newest job that patched it or found it up to date.
+  // The original each tag was last seen at: its newest job that patched it or found it up to date (not a re-evaluation dropped because the tag had moved on).
   const newestPerTag = db.prepare(`SELECT * FROM (
       SELECT jobs.*, ROW_NUMBER() OVER (PARTITION BY registry, repository, tag ORDER BY created_at DESC, rowid DESC) AS n FROM jobs
       WHERE tag IS NOT NULL AND digest IS NOT NULL
-        AND (status = 'succeeded' OR (status = 'skipped' AND json_valid(result) AND json_extract(result, '$.status') = 'up-to-date'))
+        AND (status = 'succeeded' OR (status = 'skipped' AND json_valid(result) AND json_extract(result, '$.status') = 'up-to-date'
+          AND json_extract(result, '$.reevaluation.superseded') IS NULL))
     ) WHERE n = 1 ORDER BY registry, repository, tag`);
   const first = (row: unknown) => (row ? toJob(row as Row) : undefined);
 

@@ -139,7 +139,7 @@ test('a scheduled re-evaluation (after a restart: the memory is in the job store
   const job = await waitFor('a scheduled re-evaluation', (all) => all.find((j) => j.trigger === 'schedule' && finished(j)), 300);
   assert.equal(job.status, 'skipped', `scheduled job: ${JSON.stringify(job)}`);
   assert.equal(job.result?.status, 'up-to-date', 'nothing new');
-  assert.match(job.result?.reevaluation?.reason ?? '', /nothing new to fix since job .*: nothing pushed/, 'the result says why nothing was pushed');
+  assert.match(job.result?.reevaluation?.reason ?? '', /nothing new to fix since job .*: nothing pushed \(up to date: .*main-patched already has every fix\)/, 'the result says why nothing was pushed');
   assert.match(job.reason ?? '', /scheduled re-evaluation \(every 0\.05 minutes\)/, '/jobs says it was the schedule');
   assert.equal(job.digest, original, 'the original was re-evaluated');
   assert.equal(await digestOf(), before, 'main-patched unchanged');

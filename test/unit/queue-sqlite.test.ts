@@ -135,6 +135,9 @@ test('patchedImages: per tag, the original it was last seen at, with the newest 
   done(4, { tag: 'v3' }, 'skipped', { reason: 'duplicate' }); // not a verdict on the image: v3 is still digest 3
   done(5, { tag: 'v5' }, 'succeeded', patched(105, ['CVE-5']));
   done(6, { tag: 'v5' }, 'skipped', { status: 'up-to-date', platforms: [] }); // v5 moved to an image with nothing to fix
+  const dropped = q.reevaluate({ ...request(5, { tag: 'v5' }), trigger: 'schedule', revision: 's1' })!.id;
+  q.claim(new Date(Date.now() + 60_000));
+  q.succeed(dropped, 'skipped', { status: 'up-to-date', platforms: [], reevaluation: { superseded: true } }); // v5 names digest 6 now: not a verdict on v5
   const images = q.patchedImages();
   assert.deepEqual(images.map((i) => [i.tag, i.digest, i.jobId === v1Again, i.patchedDigest, i.fixed]), [
     ['v1', digest(1), true, digest(102), ['CVE-1', 'CVE-2']],
