@@ -45,7 +45,7 @@ after(async () => {
   await work?.remove();
 });
 
-interface Job { id: string; repository: string; tag?: string; digest?: string; status: string; result?: { target?: string } }
+interface Job { id: string; repository: string; tag?: string; digest?: string; status: string; result?: { target?: string; reason?: string; evidence?: { sbom?: { digest: string }[]; error?: string } } }
 
 test('a push notified by the registry is patched once; our own push is ignored', { timeout: 10 * 60_000 }, async () => {
   const pushed = await pushRootfsImage({ tarPath: await bookwormRootfsTar(), registryHost: registry.host, repository: 'fixtures/bookworm', tag: 'main' });
@@ -63,11 +63,22 @@ test('a push notified by the registry is patched once; our own push is ignored',
   }
   assert.match(metrics, /patchd_webhooks_total\{outcome="ignored",source="distribution"\} \d+/);
 
-  const { jobs } = await (await fetch(`${patchdUrl}/jobs`)).json() as { jobs: Job[] };
+  // The job ends after the tag appears (its evidence is attached after the push): wait for the queue to settle.
+  let all: Job[] = [];
+  for (let i = 0; i < 600; i++) {
+    all = (await (await fetch(`${patchdUrl}/jobs`)).json() as { jobs: Job[] }).jobs;
+    if (all.every((j) => j.status !== 'queued' && j.status !== 'running')) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  // Manifests patchd pushes by digest alone (the patched manifest before its tag, its SBOM referrer) are notified too: skipped, no tag to patch under.
+  const byDigest = all.filter((j) => !j.tag);
+  assert.ok(byDigest.every((j) => j.status === 'skipped' && j.result?.reason?.startsWith('pushed by digest only')), JSON.stringify(byDigest));
+  const jobs = all.filter((j) => j.tag);
   assert.equal(jobs.length, 1, JSON.stringify(jobs));
   assert.equal(jobs[0]!.digest, pushed.digest);
   assert.equal(jobs[0]!.status, 'succeeded');
   assert.match(jobs[0]!.result?.target ?? '', /fixtures\/bookworm:main-patched$/);
+  assert.equal(jobs[0]!.result?.evidence?.sbom?.length, 1, `the job result names the SBOM referrer: ${JSON.stringify(jobs[0]!.result?.evidence)}`);
   const one = await (await fetch(`${patchdUrl}/jobs/${jobs[0]!.id}`)).json() as Job;
   assert.equal(one.id, jobs[0]!.id);
   const ready = await fetch(`${patchdUrl}/readyz`);
