@@ -149,7 +149,7 @@ export const ConfigSchema = z.object({
     /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm; deb: Debian with apt, for distroless; go: a Go toolchain at /usr/local/go, for go.mod updates and binary rebuilds; dotnet: a .NET SDK image with curl and node, for NuGet packages patchd cannot fetch and verify itself). */
     toolingImages: z.object({ rpm: z.string().optional(), deb: z.string().optional(), go: z.string().optional(), dotnet: z.string().optional() }).strict().default({}),
   }).strict().optional(),
-  /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded once at start. */
+  /** OSV advisories: directories of records or per-ecosystem all.zip files, loaded at start and reloaded when they change (continuous.watchAdvisories). */
   advisories: z.object({ osv: z.array(z.string()).default([]) }).strict().default({ osv: [] }),
   /**
    * Continuous patching: images patchd patched are re-evaluated (and patched
