@@ -84,6 +84,7 @@ async function assertNoSecrets(output: string, secrets: readonly string[], what:
 }
 
 let signedA = '';
+let signedB = '';
 
 test('an openssl PKCS#8 key: cosign verify --key accepts the patched image, another key is refused', { timeout: 20 * 60_000 }, async () => {
   const result = await patchd('fixtures/signed-a', keys.openssl.key);
@@ -139,6 +140,7 @@ test('a cosign generate-key-pair key (encrypted): verified by cosign; neither pa
   const result = await patchd('fixtures/signed-b', keys.cosign.key, cosignPassword);
   assert.equal(result.code, 0, `patchd patch --sign-key exits 0:\n${result.stderr.slice(-3000)}`);
   const digest = patchedDigest(result);
+  signedB = digest;
   await assertNoSecrets(result.stdout + result.stderr, [cosignPassword, ...(await pemLines(keys.cosign.key))], 'patchd output');
   assert.match(result.stderr, /"msg":"signed"/, 'patchd logs that it signed');
 
@@ -195,6 +197,40 @@ test('a second key appends its signature to the .sig manifest, as cosign does; s
     const ok = await cosignVerify(pub, image);
     assert.equal(ok.code, 0, `both keys verify (${pub}):\n${ok.stderr}`);
   }
+});
+
+test("Kyverno: the shipped verify-signature policy admits patchd's signed images (by digest and by tag) and denies the rest", { timeout: 5 * 60_000 }, async () => {
+  assert.ok(signedA && signedB, 'the tests above signed fixtures/signed-a and fixtures/signed-b');
+  const kyverno = await goTool('kyverno');
+  // The shipped policy with what its comment says to fill in: patchd's public key (the openssl one) and the registry.
+  const shipped = await readFile(join(repoRoot, 'deploy/policies/kyverno/verify-signature.yaml'), 'utf8');
+  const pub = (await readFile(keys.openssl.pub, 'utf8')).trim().split('\n').map((l) => `                      ${l}`).join('\n');
+  const policy = shipped
+    .replace('"registry.example.com/*"', `"${registry.host}/fixtures/*"`)
+    .replace(/ *-----BEGIN PUBLIC KEY-----\n.*\n *-----END PUBLIC KEY-----/, pub);
+  assert.notEqual(policy, shipped, 'the placeholders were filled in');
+  const policyPath = join(work.path, 'verify-signature.yaml');
+  await writeFile(policyPath, policy);
+  const pods: [string, string, string][] = [
+    ['signed-digest', 'default', `${registry.host}/fixtures/signed-a@${signedA}`],
+    ['signed-tag', 'default', `${registry.host}/fixtures/signed-a:main-patched`],
+    ['other-key', 'default', `${registry.host}/fixtures/signed-b@${signedB}`],
+    ['unsigned', 'default', `${registry.host}/fixtures/signed-a:main`],
+    ['exempt', 'kube-system', `${registry.host}/fixtures/signed-a:main`],
+  ];
+  const files: string[] = [];
+  for (const [name, namespace, image] of pods) {
+    const path = join(work.path, `pod-${name}.yaml`);
+    await writeFile(path, `apiVersion: v1\nkind: Pod\nmetadata: { name: ${name}, namespace: ${namespace} }\nspec:\n  containers:\n    - name: app\n      image: ${image}\n`);
+    files.push('--resource', path);
+  }
+  const applied = await run(kyverno, ['apply', policyPath, ...files, '--registry', '--remove-color'], { allowFailure: true, timeoutMs: 180_000 });
+  const out = applied.stdout + applied.stderr;
+  const failed = new Set([...out.matchAll(/resource \S+\/Pod\/(\S+) failed/g)].map((m) => m[1]));
+  assert.deepEqual([...failed].sort(), ['other-key', 'unsigned'], `denied: the image only another key signed and the unsigned original; admitted: patchd's signed image by digest and by tag:\n${out}`);
+  assert.match(out, /signed-b@sha256:[0-9a-f]{64}: .*no matching signatures/, 'the other key: no matching signature');
+  assert.match(out, /signed-a:main: .*no signatures found|signed-a@sha256:[0-9a-f]{64}: .*no signatures found/, 'the original: no signature at all');
+  assert.equal(applied.code, 1, 'kyverno apply exits 1 when a rule fails');
 });
 
 test('patchd serve with `signing` in its config signs what its worker pushes; the signature push is not patched', { timeout: 15 * 60_000 }, async () => {
