@@ -57,7 +57,7 @@ const capturedLibraryPaths = /(\.dist-info\/(RECORD|REQUESTED|entry_points\.txt|
 export async function patchImage(deps: PatchDependencies, options: PatchOptions): Promise<PatchOutcome> {
   // With a signer, cosign's signature on what was pushed (src/pipeline/signature.ts).
   const outcome = await signPublished(deps, await patchAndPush(deps, options));
-  // VEX and SBOM referrers (and, with a signer, the signature) of what was pushed.
+  // VEX and SBOM referrers of what was pushed.
   const evidence = await publishEvidence(deps, options, outcome);
   return evidence ? { ...outcome, evidence } : outcome;
 }
