@@ -34,7 +34,9 @@ interface IndexEntry {
  * so the pipeline publishes exactly as it does to a registry (patch layer,
  * config, every base layer streamed from the registry and verified, platform
  * manifests, the index, referrers), and nothing is ever written to the
- * registry. Manifests put by tag are listed in index.json under that tag.
+ * registry. A manifest is written only once everything it refers to is in
+ * the layout: what the pipeline did not push (the platforms an index keeps)
+ * is copied from the source repository, so the layout is complete. Manifests put by tag are listed in index.json under that tag.
  * Tags are the layout's own, except the source image's tag: so a patch
  * already in the registry under the target tag is not taken for a previous
  * patch of this layout.
@@ -77,6 +79,35 @@ export function ociLayoutClient(upstream: RegistryClient, dir: string, options: 
     return (await readIndex(dir)).manifests.find((m) => m.annotations?.[refNameAnnotation] === ref.tag);
   };
 
+  /** Copies a blob from the source repository, streamed and verified, unless the layout has it. */
+  const copyBlob = async (desc: { digest: string; size: number }) => {
+    if (await hasLocal(desc.digest, desc.size)) return;
+    const path = blobPath(desc.digest);
+    await mkdir(join(path, '..'), { recursive: true });
+    const partial = `${path}.partial`;
+    try {
+      await pipeline(await upstream.openBlob(options.source, desc), verifyingStream(desc), createWriteStream(partial));
+      await rename(partial, path);
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
+    }
+  };
+  /** Makes the layout hold everything a manifest refers to (children of an index, config and layers of an image). */
+  const copyMissing = async (bytes: Buffer): Promise<void> => {
+    const parsed = JSON.parse(bytes.toString('utf8')) as { manifests?: { digest: string; size: number }[]; config?: { digest: string; size: number }; layers?: { digest: string; size: number }[] };
+    for (const child of parsed.manifests ?? []) {
+      if (await hasLocal(child.digest, child.size)) continue;
+      const fetched = await upstream.getManifest({ registry: options.source.registry, repository: options.source.repository, digest: child.digest });
+      if (fetched.digest !== child.digest) throw new OciLayoutError('OCI_LAYOUT_INVALID', `${formatReference(options.source)}@${child.digest} came back as ${fetched.digest}`);
+      await copyMissing(fetched.bytes);
+      const path = blobPath(child.digest);
+      await mkdir(join(path, '..'), { recursive: true });
+      await writeFile(path, fetched.bytes);
+    }
+    for (const blob of [...(parsed.config ? [parsed.config] : []), ...(parsed.layers ?? [])]) await copyBlob(blob);
+  };
+
   return {
     ...upstream,
     async getManifest(ref): Promise<ManifestResponse> {
@@ -117,6 +148,8 @@ export function ociLayoutClient(upstream: RegistryClient, dir: string, options: 
       await prepare();
       const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
       if (ref.digest && ref.digest !== digest) throw new OciLayoutError('OCI_LAYOUT_INVALID', `manifest put as ${ref.digest} hashes to ${digest}`);
+      // What the manifest points at comes first: an index keeps platforms the pipeline did not push (--platform).
+      await copyMissing(bytes);
       const path = blobPath(digest);
       await mkdir(join(path, '..'), { recursive: true });
       await writeFile(path, bytes);
