@@ -77,8 +77,8 @@ async function patchAndPush(deps: PatchDependencies, options: PatchOptions): Pro
   const previous = floating ? await previousPatchFor(client, floating, top.digest, origin ? input : undefined) : undefined;
   const workDir = await mkdtemp(join(deps.tmpDir, 'patchd-'));
   let bytesDownloaded = 0;
-  const report = (platforms: PlatformOutcome[], published?: { digest: string; tags: readonly Reference[]; floatingRefused?: string }, reason?: string) =>
-    summarise(options, top.digest, platforms, bytesDownloaded, published, reason);
+  const report = (platforms: PlatformOutcome[], published?: { digest: string; tags: readonly Reference[]; floatingRefused?: string }, reason?: string, current?: PatchOutcome['current']) =>
+    summarise(options, top.digest, platforms, bytesDownloaded, published, reason, current);
   try {
     const outcomes: PlatformOutcome[] = [];
     /** Platform manifest digests of the original → what the patched index lists instead. */
@@ -94,7 +94,8 @@ async function patchAndPush(deps: PatchDependencies, options: PatchOptions): Pro
         replaced.set(platform.ref.digest!, beforeEntry!);
         kept++;
       };
-      if (selected && !selected(platform.platform)) {
+      // As Copa, --platform selects among an index's platforms; a single-platform image is patched (the CLI says the flag did not apply).
+      if (selected && resolved.index && !selected(platform.platform)) {
         // Copa's --platform: the others stay as they are (as the previous patch has them, when there is one).
         const skipped = { platform: platform.platform, skipped: 'platform not selected (--platform)', failed: [] };
         if (beforeEntry) { outcomes.push({ ...skipped, manifestDigest: beforeEntry.digest }); replaced.set(platform.ref.digest!, beforeEntry); } else outcomes.push(skipped);
@@ -124,7 +125,10 @@ async function patchAndPush(deps: PatchDependencies, options: PatchOptions): Pro
     }
 
     const changed = single !== undefined || patched > 0;
-    if (!changed || !target) return report(outcomes, undefined, kept > 0 && floating ? upToDate(floating) : undefined);
+    if (!changed || !target) {
+      const current = kept > 0 && floating && previous ? { target: formatReference(floating), digest: previous.top.digest } : undefined;
+      return report(outcomes, undefined, current ? upToDate(floating!) : undefined, current);
+    }
     options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
     if (single) {
       await pushImage({ client, source, target: withDigest(target, single.manifestDigest()), image: single, logger });
@@ -266,7 +270,7 @@ function patchedIndex(index: ImageIndex, replaced: ReadonlyMap<string, { digest:
   };
 }
 
-function summarise(options: PatchOptions, sourceDigest: string, platforms: PlatformOutcome[], bytesDownloaded: number, published?: { digest: string; tags: readonly Reference[]; floatingRefused?: string }, reason?: string): PatchOutcome {
+function summarise(options: PatchOptions, sourceDigest: string, platforms: PlatformOutcome[], bytesDownloaded: number, published?: { digest: string; tags: readonly Reference[]; floatingRefused?: string }, reason?: string, current?: PatchOutcome['current']): PatchOutcome {
   const status = published ? 'patched' : options.dryRun ? 'dry-run' : 'up-to-date';
   return {
     status,
@@ -276,6 +280,7 @@ function summarise(options: PatchOptions, sourceDigest: string, platforms: Platf
     bytesDownloaded,
     ...(published ? { target: formatReference(published.tags[0]!), digest: published.digest, tags: published.tags.map((t) => formatReference(t)) } : {}),
     ...(reason ? { reason } : {}),
+    ...(current ? { current } : {}),
     ...(published?.floatingRefused ? { notes: [`${published.floatingRefused}; the result is ${formatReference(published.tags[0]!)}`] } : {}),
   };
 }

@@ -11,13 +11,17 @@ import type { PatchDependencies, PatchOutcome } from './types.js';
  */
 export async function signPublished(deps: PatchDependencies, outcome: PatchOutcome): Promise<PatchOutcome> {
   const { signer, client, logger } = deps;
-  if (!signer || outcome.status !== 'patched' || !outcome.digest || !outcome.target) return outcome;
-  const target = parseReference(outcome.target);
+  // Up to date: the patch already there is signed too when it is not yet (a retry after a failed signing,
+  // or an image patched before signing was configured); signing what is already signed adds nothing.
+  const signed = outcome.status === 'patched' && outcome.digest && outcome.target ? { target: outcome.target, digest: outcome.digest }
+    : outcome.status === 'up-to-date' ? outcome.current : undefined;
+  if (!signer || !signed) return outcome;
+  const target = parseReference(signed.target);
   try {
-    const signed = await attachCosignSignature({ client, repo: { registry: target.registry, repository: target.repository }, digest: outcome.digest, signer, logger });
-    return { ...outcome, signature: { tag: signed.tag, manifestDigest: signed.manifestDigest } };
+    const signature = await attachCosignSignature({ client, repo: { registry: target.registry, repository: target.repository }, digest: signed.digest, signer, logger });
+    return { ...outcome, signature: { tag: signature.tag, manifestDigest: signature.manifestDigest } };
   } catch (error) {
-    logger.error({ target: outcome.target, digest: outcome.digest, err: error }, 'the patched image was pushed, but signing it failed');
+    logger.error({ target: signed.target, digest: signed.digest, err: error }, 'the patched image was pushed, but signing it failed');
     throw error;
   }
 }

@@ -115,6 +115,8 @@ export interface PatchOutcome {
   /** What was attached to the pushed result (absent when nothing was pushed or evidence is off). */
   readonly evidence?: PatchEvidence;  /** cosign's signature of `digest` (with a signer): the `sha256-<hex>.sig` tag and its manifest. */
   readonly signature?: { readonly tag: string; readonly manifestDigest: string };
+  /** up-to-date: the patched image already under the target tag, which has every fix (signed again when its signature is missing). */
+  readonly current?: { readonly target: string; readonly digest: string };
 }
 
 /** Referrers attached to a patched image: found by the referrers API, or the `sha256-<hex>` tag (`via`). */

@@ -38,7 +38,7 @@ before(async () => {
   await run(cosign, ['generate-key-pair'], { cwd: work.path, env: { ...process.env, COSIGN_PASSWORD: cosignPassword } });
   keys.cosign = { key: join(work.path, 'cosign.key'), pub: join(work.path, 'cosign.pub') };
   const tar = await bookwormRootfsTar();
-  for (const repository of ['fixtures/signed-a', 'fixtures/signed-b']) await pushRootfsImage({ tarPath: tar, registryHost: registry.host, repository, tag: 'main' });
+  for (const repository of ['fixtures/signed-a', 'fixtures/signed-b', 'fixtures/signed-later']) await pushRootfsImage({ tarPath: tar, registryHost: registry.host, repository, tag: 'main' });
   // One fix (and what it needs): a short patch, still a real one.
   report = join(work.path, 'report.json');
   await writeFile(report, JSON.stringify({
@@ -298,4 +298,22 @@ test('patchd serve with `signing` in its config signs what its worker pushes; th
     await server?.stop();
     await serveRegistry?.stop();
   }
+});
+
+test('an up-to-date patch still unsigned (patched before signing was set up, or a signing that failed) is signed when patched again', { timeout: 20 * 60_000 }, async () => {
+  const unsigned = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/signed-later:main`, '-r', report,
+    '--cache-dir', join(work.path, 'cache'), '--progress', 'plain'], { cwd: repoRoot, allowFailure: true, timeoutMs: 15 * 60_000 });
+  assert.equal(unsigned.code, 0, `patched without a key:\n${unsigned.stderr.slice(-3000)}`);
+  const digest = patchedDigest(unsigned);
+  const image = `${registry.host}/fixtures/signed-later@${digest}`;
+  assert.notEqual((await cosignVerify(keys.openssl.pub, image)).code, 0, 'not signed yet');
+
+  const again = await patchd('fixtures/signed-later', keys.openssl.key);
+  assert.equal(again.code, 0, `patched again with a key:\n${again.stderr.slice(-3000)}`);
+  assert.match(again.stdout, /up to date/i, `nothing new to fix:\n${again.stdout}`);
+  const tagged = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/fixtures/signed-later:main-patched`])).stdout) as unknown;
+  assert.ok(tagged, 'the tag still resolves');
+  const verified = await cosignVerify(keys.openssl.pub, `${registry.host}/fixtures/signed-later:main-patched`);
+  assert.equal(verified.code, 0, `the existing patch is now signed:\n${verified.stderr}`);
+  assert.ok(verified.stdout.includes(digest), `the same digest, not a new patch: ${verified.stdout}`);
 });
