@@ -90,6 +90,10 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
   const timeoutMs = parseGoDuration(timeout);
   if (timeoutMs <= 0) throw new UsageError(`--timeout must be longer than 0 (got ${JSON.stringify(timeout)})`);
   const platforms = parsePlatforms(values.platform);
+  // Copa's rule for -t: a full reference has ':' or '@'; anything else is a tag.
+  if (values.tag !== undefined && !/[:@]/.test(values.tag) && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(values.tag)) {
+    throw new UsageError(`-t ${values.tag} is neither a tag nor a full reference (registry/repository:tag)`);
+  }
   if (values.format !== 'openvex') throw new UsageError(`-f/--format takes openvex, the only format Copa writes (got ${JSON.stringify(values.format)})`);
   const ociDir = values['oci-dir'];
   if (ociDir !== undefined && values.push) throw new UsageError('--oci-dir writes the result to a directory instead of pushing it: drop --push (patchd pushes whenever --oci-dir is not given)');
@@ -166,6 +170,9 @@ export async function patchCommand(argv: readonly string[], ctx: CliContext): Pr
     ctx.stdout.write(describe(outcome));
     if (ociDir !== undefined && outcome.status === 'patched') ctx.stdout.write(`written to the OCI layout ${ociDir} as ${outcome.target?.split(':').at(-1)}\n`);
     if (values.output !== undefined) await writeVex(values.output, outcome, ctx.stderr);
+    if (platforms && outcome.platforms.length === 1 && outcome.platforms[0]!.platform === 'single') {
+      ctx.stderr.write(`--platform ${platforms.join(',')} does not apply: ${values.image} is a single-platform image, patched as a whole (as Copa does)\n`);
+    }
     logger.info({ outcome: { ...outcome, platforms: outcome.platforms.map(({ plan, findings, ...p }) => ({ ...p, findings: findings?.length ?? 0, packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), libraries: plan?.libraries })) } }, 'done');
     return outcome.platforms.some((p) => p.failed.length > 0) && outcome.status !== 'patched' ? 1 : 0;
   }
