@@ -80,10 +80,16 @@ test('with a Trivy report, only the listed fixes (and what they need) are planne
       { VulnerabilityID: 'TEST-0002', PkgName: 'openssl', InstalledVersion: '3.0.20-1~deb12u2', FixedVersion: '99.0.0-1', Severity: 'LOW' },
     ] }],
   }));
-  const { stdout } = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/bookworm:main`, '-r', report, '--dry-run', '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
-  assert.match(stdout, /^libexpat1 2\.5\.0-1\+deb12u2 -> \S+ {2}\(TEST-0001\)$/m);
+  // -t: a tag with no patch under it yet; against main-patched (the first test's full patch) nothing would be new.
+  const { stdout } = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/bookworm:main`, '-r', report, '--dry-run', '-t', 'main-report', '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(stdout, /^libexpat1 2\.5\.0-1\+deb12u2 -> \S+ {2}\(TEST-0001\)$/m, stdout);
   assert.doesNotMatch(stdout, /^tzdata /m);
-  assert.match(stdout, /^not available: openssl \(needs 99\.0\.0-1\): newest available is /m);
+  assert.match(stdout, /^not available: openssl \(needs 99\.0\.0-1\): newest available is /m, stdout);
+
+  // Against the patch already under main-patched, which has every upgrade: a real run would push nothing, and the dry run says so.
+  const against = await run('npx', ['--no-install', 'patchd', 'patch', '-i', `${registry.host}/fixtures/bookworm:main`, '-r', report, '--dry-run', '--cache-dir', join(work, 'cache')], { cwd: repoRoot });
+  assert.match(against.stdout, /up to date: \S+:main-patched already has every fix/, against.stdout);
+  assert.match(against.stdout, /^not available: openssl \(needs 99\.0\.0-1\)/m, `what no patch can fix is still said:\n${against.stdout}`);
 });
 
 test('an image already up to date: nothing to patch, exit 0, nothing pushed', async () => {
