@@ -86,14 +86,18 @@ umoci config --image "$work/layout:main" --config.cmd bash \
   --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:main" "docker://$image"
 
-echo "== the registry notifies patchd; waiting for $image-patched"
+echo "== the registry notifies patchd; waiting for its job to finish (patch, push $image-patched, attach VEX and SBOM)"
+job_state() { node -e 'fetch(process.argv[1]).then((r) => r.json()).then((j) => { const job = j.jobs.find((x) => x.tag === "main"); console.log(job?.status ?? "none"); }, () => console.log("none"))' "$patchd_url/jobs"; }
+state=none
 for _ in $(seq 1 600); do
-  skopeo list-tags --tls-verify=false "docker://$registry/fixtures/bookworm" | grep -q '"main-patched"' && break
+  state=$(job_state)
+  case "$state" in succeeded|skipped|dead) break ;; esac
   kill -0 "$patchd_pid" 2>/dev/null || { cat "$work/patchd.log" >&2; exit 1; }
   sleep 0.5
 done
 echo "== patchd's jobs ($patchd_url/jobs)"
-node -e 'fetch(process.argv[1]).then((r) => r.json()).then((j) => { for (const job of j.jobs) console.log(job.status, job.repository, job.tag, job.digest, job.result?.target ?? job.lastError ?? ""); })' "$patchd_url/jobs"
+node -e 'fetch(process.argv[1]).then((r) => r.json()).then((j) => { for (const job of j.jobs) console.log(job.status, job.trigger, `${job.repository}:${job.tag}`, job.digest, job.result?.target ?? job.result?.reason ?? job.lastError ?? ""); })' "$patchd_url/jobs"
+[ "$state" = succeeded ] || { echo "demo: the job ended $state" >&2; cat "$work/patchd.log" >&2; exit 1; }
 
 echo "== skopeo inspect docker://$image-patched"
 skopeo inspect --tls-verify=false "docker://$image-patched"
@@ -107,6 +111,9 @@ fetch(process.argv[1]).then((r) => r.json()).then((j) => {
     for (const l of p.libraries ?? []) console.log(`  ${l.name.padEnd(24)} ${l.from} -> ${l.to}   (${l.ecosystem}, ${(l.reasons ?? []).join(", ")})`);
     if (p.layer) console.log(`  one patch layer: ${p.layer.digest}, ${(p.layer.size / 1e6).toFixed(1)} MB`);
   }
+  const e = job?.result?.evidence;
+  if (e?.vex) console.log(`  OpenVEX: ${e.vex.statements} fixed statements, ${e.vex.digest} (${e.vex.via})`);
+  for (const b of e?.sbom ?? []) console.log(`  CycloneDX SBOM: ${b.components} components, ${b.digest} (${b.via})`);
 });' "$patchd_url/jobs"
 
 echo "== checked independently: dpkg-query on the patched image's own database (skopeo copy + umoci unpack)"

@@ -61,6 +61,26 @@ test('our own -patched push is ignored with a reason', async () => {
   assert.match(JSON.stringify(await res.json()), /patchd output/);
 });
 
+test("patchd's own pushes (its User-Agent) are ignored, digest-only ones included; other clients' pushes are not", async () => {
+  const { post, queue } = setup();
+  const push = async (useragent: string, target: Record<string, string>) => {
+    const envelope = JSON.parse(await readFile(new URL('distribution.tag-push.json', ours), 'utf8')) as { events: { target: Record<string, string>; request?: Record<string, string> }[] };
+    const event = envelope.events.find((e) => e.target.mediaType === 'application/vnd.oci.image.manifest.v1+json');
+    envelope.events = [event!];
+    const { tag: _tag, ...untagged } = event!.target;
+    event!.target = { ...untagged, ...target };
+    event!.request = { ...(event!.request ?? {}), useragent };
+    return post('distribution', JSON.stringify(envelope), { authorization: 'dist-secret' });
+  };
+  const own = await push('patchd/0.1', { digest: `sha256:${'a'.repeat(64)}` });
+  assert.equal(own.status, 200, 'acknowledged, nothing to do');
+  assert.match(JSON.stringify(await own.json()), /pushed by patchd itself \(patchd\/0\.1\)/, 'the reason names the client');
+  assert.deepEqual(queue.list(), [], 'no job for patchd own push');
+  const other = await push('skopeo/1.9.3', { digest: `sha256:${'b'.repeat(64)}`, tag: 'v2' });
+  assert.equal(other.status, 202, 'another client push is enqueued');
+  assert.equal(queue.list().length, 1, 'one job');
+});
+
 test('wrong or missing secrets get 401 and enqueue nothing', async () => {
   const { post, queue } = setup();
   const body = await readFile(new URL('distribution.tag-push.json', ours));

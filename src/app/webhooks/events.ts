@@ -9,6 +9,8 @@ export interface PushEvent {
   readonly mediaType?: string;
   /** Who pushed, where the payload says (Harbor's operator, distribution's actor). */
   readonly actor?: string;
+  /** The pushing client's User-Agent, where the payload carries it (distribution, ACR). */
+  readonly userAgent?: string;
   readonly trigger: 'push' | 'scan-completed';
   /** Harbor's scan report id (or its end time) for scan-completed: a new one re-evaluates an original patchd already patched. */
   readonly scanRevision?: string;
@@ -44,8 +46,13 @@ export function isOwnOutput(event: PushEvent, options: { readonly tagSuffix: str
   // cosign's signature/attestation tags and the referrers tag fallback: artifacts about an image, never images to patch.
   if (event.tag && /^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$/.test(event.tag)) return `tag ${event.tag} holds signatures or referrers of an image`;
   if (event.actor && options.ownActors?.includes(event.actor)) return `pushed by patchd's own identity ${event.actor}`;
+  // patchd's own registry client: the patched manifest pushed by digest before its tag, VEX/SBOM referrers, signatures.
+  if (event.userAgent && ownUserAgent.test(event.userAgent)) return `pushed by patchd itself (${event.userAgent})`;
   return undefined;
 }
+
+/** What src/oci/transport.ts sends as User-Agent. */
+const ownUserAgent = /^patchd\/\S+/;
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

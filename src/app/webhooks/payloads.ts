@@ -58,7 +58,7 @@ function scanRevisionOf(overview: z.infer<typeof HarborScanOverview> | null | un
 export const AcrPayload = z.looseObject({
   action: z.string(),
   target: z.looseObject({ mediaType: z.string().optional(), digest: z.string().optional(), repository: z.string().optional(), tag: z.string().optional() }).optional(),
-  request: z.looseObject({ host: z.string().optional() }).optional(),
+  request: z.looseObject({ host: z.string().optional(), useragent: z.string().optional() }).optional(),
 });
 
 export function acrEvents(payload: z.infer<typeof AcrPayload>): ReceivedEvents {
@@ -69,7 +69,7 @@ export function acrEvents(payload: z.infer<typeof AcrPayload>): ReceivedEvents {
   const tag = usableTag(payload.target?.tag);
   if (!host || !repository || (!digest && !tag)) return { events: [], ignored: ['ACR push names no registry host, repository and digest or tag'] };
   return {
-    events: [{ source: 'acr', host, repository, trigger: 'push', ...(digest ? { digest } : {}), ...(tag ? { tag } : {}), ...(payload.target?.mediaType ? { mediaType: payload.target.mediaType } : {}) }],
+    events: [{ source: 'acr', host, repository, trigger: 'push', ...(digest ? { digest } : {}), ...(tag ? { tag } : {}), ...(payload.target?.mediaType ? { mediaType: payload.target.mediaType } : {}), ...(payload.request?.useragent ? { userAgent: payload.request.useragent } : {}) }],
     ignored: [],
   };
 }
@@ -116,7 +116,7 @@ const DistributionEvent = z.looseObject({
   target: z.looseObject({
     mediaType: z.string().optional(), digest: z.string().optional(), repository: z.string().optional(), tag: z.string().optional(), url: z.string().optional(),
   }).optional(),
-  request: z.looseObject({ host: z.string().optional() }).optional(),
+  request: z.looseObject({ host: z.string().optional(), useragent: z.string().optional() }).optional(),
   actor: z.looseObject({ name: z.string().optional() }).optional(),
 });
 export const DistributionEnvelope = z.looseObject({ events: z.array(DistributionEvent) });
@@ -134,7 +134,7 @@ export function distributionEvents(envelope: z.infer<typeof DistributionEnvelope
     const digest = usableDigest(e.target?.digest);
     const tag = usableTag(e.target?.tag);
     if (!host || !e.target?.repository || (!digest && !tag)) { ignored.push('manifest push without a registry host, repository and digest or tag'); continue; }
-    events.push({ source: 'distribution', host, repository: e.target.repository, trigger: 'push', mediaType, ...(digest ? { digest } : {}), ...(tag ? { tag } : {}), ...(e.actor?.name ? { actor: e.actor.name } : {}) });
+    events.push({ source: 'distribution', host, repository: e.target.repository, trigger: 'push', mediaType, ...(digest ? { digest } : {}), ...(tag ? { tag } : {}), ...(e.actor?.name ? { actor: e.actor.name } : {}), ...(e.request?.useragent ? { userAgent: e.request.useragent } : {}) });
   }
   return { events, ignored };
 }
