@@ -97,6 +97,9 @@ const RegistrySchema = z.object({
   }).default({ include: ['**'], exclude: [], tagSuffix: '-patched', tagScheme: 'floating', ignoreErrors: false, pkgTypes: ['os'], libraryPatchLevel: 'patch', executor: 'auto', evidence: true }),
 }).strict();
 
+/** BuildKit's address: buildkitd's --addr. */
+const buildkitAddress = z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port');
+
 /** Image globs name images by their normalised name ('docker.io/library/nginx', never 'nginx'), so they start with a host or a glob. */
 const imageGlob = z.string().min(1).refine((g) => /^(\*|[^/]*[.:][^/]*\/|localhost\/)/.test(g), 'image globs match normalised names: start with the registry host (docker.io/library/nginx, not nginx) or a *');
 
@@ -144,7 +147,8 @@ export const ConfigSchema = z.object({
   webhooks: z.object({ bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024) }).strict().default({ bodyLimitBytes: 1024 * 1024 }),
   /** The BuildKit sidecar for installs that need a package manager or scripts. */
   buildkit: z.object({
-    address: z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port'),
+    /** Each replica talks to its own buildkitd: a pod-local socket, or PATCHD_BUILDKIT_ADDRESS per pod (one ConfigMap for every replica). */
+    address: buildkitAddress,
     tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional(), serverName: z.string().optional() }).strict().optional(),
     /** Images BuildKit runs package managers from, for images that have none (rpm: dnf + rpm; deb: Debian with apt, for distroless; go: a Go toolchain at /usr/local/go, for go.mod updates and binary rebuilds; dotnet: a .NET SDK image with curl and node, for NuGet packages patchd cannot fetch and verify itself). */
     toolingImages: z.object({ rpm: z.string().optional(), deb: z.string().optional(), go: z.string().optional(), dotnet: z.string().optional() }).strict().default({}),
@@ -176,6 +180,14 @@ export const ConfigSchema = z.object({
     keyFile: z.string().min(1),
     passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('PATCHD_SIGNING_PASSWORD'),
   }).strict().optional(),
+  /**
+   * The dashboard at /dashboard: read-only for everyone who can reach the port; retrying a failed job
+   * needs `adminToken` (or PATCHD_DASHBOARD_ADMIN_TOKEN); without one configured, nothing can be changed from it.
+   */
+  dashboard: z.object({
+    enabled: z.boolean().default(true),
+    adminToken: z.string().min(16, 'the dashboard admin token needs at least 16 characters').optional(),
+  }).strict().default({ enabled: true }),
   registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'registry names are lower-case words'), RegistrySchema),
 }).strict();
 
@@ -199,7 +211,7 @@ export async function readConfigFile(env: Readonly<Record<string, string | undef
  * '-' as '_'), and mirror credentials: PATCHD_[<NAME>_]<KIND>_USERNAME / _PASSWORD
  * (KIND: APT, PYPI, NPM, GOPROXY, NUGET) or _TOKEN (the library indexes), for
  * mirrors the file configures. Entra credentials: PATCHD_<NAME>_CLIENT_SECRET, and the
- * AZURE_* variables for fields the file leaves out. Pure: the caller reads the file and passes the environment.
+ * AZURE_* variables for fields the file leaves out; PATCHD_BUILDKIT_ADDRESS for buildkit.address. Pure: the caller reads the file and passes the environment.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, yamlText: string, origin = 'config'): Config {
   let raw: unknown;
@@ -212,6 +224,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ya
   if (!parsed.success) throw new ConfigError('CONFIG_INVALID', `${origin}: ${z.prettifyError(parsed.error)}`);
   const config = parsed.data;
   applyMirrorCredentials(config.mirrors, env, 'PATCHD_');
+  applyBuildkitAddress(config, env, origin);
+  const dashboardToken = env.PATCHD_DASHBOARD_ADMIN_TOKEN;
+  if (dashboardToken) {
+    if (dashboardToken.length < 16) throw new ConfigError('CONFIG_INVALID', `${origin}: PATCHD_DASHBOARD_ADMIN_TOKEN needs at least 16 characters`);
+    config.dashboard.adminToken = dashboardToken;
+  }
   for (const [name, registry] of Object.entries(config.registries)) {
     const prefix = `PATCHD_${name.toUpperCase().replace(/-/g, '_')}_`;
     if (registry.policy.mirrors) applyMirrorCredentials(registry.policy.mirrors, env, prefix);
@@ -224,6 +242,18 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ya
     if (!registry.hosts.includes(own)) registry.hosts.push(own);
   }
   return config;
+}
+
+/**
+ * PATCHD_BUILDKIT_ADDRESS replaces (or supplies) buildkit.address, so replicas sharing one config file
+ * each reach their own buildkitd (an address set per pod or per process) rather than one daemon they would all share.
+ */
+function applyBuildkitAddress(config: Config, env: Readonly<Record<string, string | undefined>>, origin: string): void {
+  const address = env.PATCHD_BUILDKIT_ADDRESS;
+  if (!address) return;
+  const parsed = buildkitAddress.safeParse(address);
+  if (!parsed.success) throw new ConfigError('CONFIG_INVALID', `${origin}: PATCHD_BUILDKIT_ADDRESS: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  config.buildkit = { toolingImages: {}, ...config.buildkit, address: parsed.data };
 }
 
 /** Entra fields the file leaves out, from the environment (a registry's own client secret wins over the file's). */
