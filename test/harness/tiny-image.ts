@@ -7,8 +7,12 @@ import { gzipSync } from 'node:zlib';
 
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-/** A tar with one small regular file (ustar header, content, two zero blocks). */
-function tarWithFile(name: string, content: string): Buffer {
+/** A tar of small regular files (ustar headers, contents, two zero blocks). */
+function tarWithFiles(files: readonly { path: string; content: string }[]): Buffer {
+  return Buffer.concat([...files.map((f) => tarEntry(f.path, f.content)), Buffer.alloc(1024)]);
+}
+
+function tarEntry(name: string, content: string): Buffer {
   const body = Buffer.from(content);
   const header = Buffer.alloc(512);
   header.write(name, 0, 100);
@@ -26,7 +30,7 @@ function tarWithFile(name: string, content: string): Buffer {
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
   const padded = Buffer.alloc(Math.ceil(body.length / 512) * 512);
   body.copy(padded);
-  return Buffer.concat([header, padded, Buffer.alloc(1024)]);
+  return Buffer.concat([header, padded]);
 }
 
 async function pushBlob(registryUrl: string, repository: string, data: Buffer): Promise<{ digest: string; size: number }> {
@@ -47,8 +51,10 @@ export async function pushTinyImage(args: {
   readonly tag: string;
   readonly content: string;
   readonly annotations?: Readonly<Record<string, string>>;
+  /** More files in the layer beside hello.txt (paths without a leading /). */
+  readonly files?: readonly { readonly path: string; readonly content: string }[];
 }): Promise<{ digest: string }> {
-  const tar = tarWithFile('hello.txt', args.content);
+  const tar = tarWithFiles([{ path: 'hello.txt', content: args.content }, ...(args.files ?? [])]);
   const layer = await pushBlob(args.registryUrl, args.repository, gzipSync(tar));
   const config = await pushBlob(args.registryUrl, args.repository, Buffer.from(JSON.stringify({
     architecture: 'amd64', os: 'linux', created: '2024-01-01T00:00:00Z',
