@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { Metrics } from './lib/metrics.js';
 import { ConfigError, mirrorsForRegistry, type Config, type EntraCredentials } from './config.js';
 import { PatchdError } from './lib/errors.js';
+import { stageTimer } from './lib/stage-timings.js';
 import type { Logger } from './lib/log.js';
 import { acrEntraKeychain } from './oci/acr.js';
 import { createRegistryClient, type RegistryClient } from './oci/client.js';
@@ -114,9 +115,15 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
 
   const slots = Array.from({ length: config.worker.concurrency }, async () => {
     while (!stopping) {
-      const job = queue.claim();
-      if (!job) { await sleep(250); continue; }
-      await runJob(job);
+      try {
+        const job = await queue.claim();
+        if (!job) { await sleep(250); continue; }
+        await runJob(job);
+      } catch (error) {
+        // The queue itself failed (Redis unreachable): the job stays where the queue has it (a lapsed lock is taken over); try again shortly.
+        logger.warn({ err: (error as Error).message }, 'job queue unavailable; trying again in a second');
+        await sleep(1000);
+      }
     }
   });
 
@@ -125,20 +132,20 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
     const log = logger.child({ job: job.id, registry: job.registry, repository: job.repository });
     const registry = config.registries[job.registry];
     const access = registries.get(job.registry);
-    if (!registry || !access) { queue.fail(job.id, `registry ${job.registry} is no longer configured`, undefined); return; }
+    if (!registry || !access) { await queue.fail(job.id, `registry ${job.registry} is no longer configured`, undefined); return; }
     const { client, keychain, host } = access;
     const packages = sources.get(job.registry)!;
     try {
       if (!job.tag) {
-        queue.succeed(job.id, 'skipped', { reason: 'pushed by digest only: no tag to name the patched image after' });
+        await queue.succeed(job.id, 'skipped', { reason: 'pushed by digest only: no tag to name the patched image after' });
         return;
       }
       let digest = job.digest;
       if (!digest) {
         const head = await client.headManifest({ registry: host, repository: job.repository, tag: job.tag });
-        if (!head) { queue.succeed(job.id, 'skipped', { reason: `${job.repository}:${job.tag} no longer exists` }); return; }
+        if (!head) { await queue.succeed(job.id, 'skipped', { reason: `${job.repository}:${job.tag} no longer exists` }); return; }
         digest = head.digest;
-        if (!queue.attachDigest(job.id, digest)) { queue.succeed(job.id, 'skipped', { reason: `duplicate: ${digest} is already handled by another job` }); return; }
+        if (!(await queue.attachDigest(job.id, digest))) { await queue.succeed(job.id, 'skipped', { reason: `duplicate: ${digest} is already handled by another job` }); return; }
       }
       let report: AdvisorySources['report'];
       if (registry.scanner === 'harbor') {
@@ -150,6 +157,8 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       // A re-evaluation (continuous patching) pushes only when there is something new to fix.
       const reevaluating = job.revision ? reevaluation(queue, job) : undefined;
       const osv = deps.osv?.();
+      // Per-stage wall-clock time, for the dashboard's image page.
+      const timer = stageTimer(['resolve', 'scan', 'plan', 'build', 'verify', 'publish']);
       const outcome = await (reevaluating?.patch ?? patchImage)(
         {
           client, dispatcher: deps.dispatcher, logger: log, cacheDir: deps.cacheDir, tmpDir: deps.tmpDir,
@@ -166,21 +175,24 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
           tagScheme: registry.policy.tagScheme,
           ...(registry.policy.compression ? { compression: registry.policy.compression } : {}),
           evidence: registry.policy.evidence,
+          onProgress: (event) => timer.event(event),
         },
       );
+      const stageMs = timer.done();
       const summary = {
         ...reevaluating?.summary(),
         status: outcome.status, target: outcome.target, digest: outcome.digest, sourceDigest: outcome.sourceDigest,
         ...(outcome.tags ? { tags: outcome.tags } : {}), ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.notes ? { notes: outcome.notes } : {}),
         ...(outcome.evidence ? { evidence: outcome.evidence } : {}),
         ...(outcome.signature ? { signature: outcome.signature } : {}),
+        stageMs,
         platforms: outcome.platforms.map(({ plan, findings, ...p }) => ({
-          ...p, findings: findings?.map((f) => ({ id: f.id, package: f.package.name, version: f.package.version, fixed: f.fixedVersions, source: f.source })),
+          ...p, findings: findings?.map((f) => ({ id: f.id, aliases: f.aliases, severity: f.severity, package: f.package.name, version: f.package.version, fixed: f.fixedVersions, source: f.source })),
           packages: plan?.packages.map(({ candidate: _c, ...rest }) => rest), heldBack: plan?.heldBack, unavailable: plan?.unavailable,
           libraries: plan?.libraries, notPatched: plan?.skipped,
         })),
       };
-      queue.succeed(job.id, outcome.status === 'patched' ? 'succeeded' : 'skipped', summary);
+      await queue.succeed(job.id, outcome.status === 'patched' ? 'succeeded' : 'skipped', summary);
       metrics.count('patchd_patch_outcomes_total', { outcome: outcome.status });
       log.info({ status: outcome.status, target: outcome.target }, 'job done');
     } catch (error) {
@@ -190,7 +202,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       const transient = error instanceof PatchdError && error.transient;
       const retryAt = transient && job.attempts < config.worker.maxAttempts
         ? new Date(Date.now() + config.worker.retryBaseMs * 2 ** (job.attempts - 1) * (0.75 + Math.random() / 2)) : undefined;
-      queue.fail(job.id, `${code}: ${message}`, retryAt);
+      await queue.fail(job.id, `${code}: ${message}`, retryAt);
       metrics.count('patchd_patch_outcomes_total', { outcome: retryAt ? 'retry' : 'dead' });
       log.warn({ code, err: message, retryAt }, retryAt ? 'job failed, will retry' : 'job failed for good');
     } finally {

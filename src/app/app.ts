@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { registryForHost, repositoryAllowed, type Config } from '../config.js';
 import { httpStatusOf, PatchdError } from '../lib/errors.js';
 import { isOwnOutput } from './webhooks/events.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import type { Logger } from '../lib/log.js';
 import { groupCommit } from '../queue/group-commit.js';
 import type { JobQueue } from '../queue/types.js';
@@ -91,7 +92,7 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
       // Harbor scanned an original patchd already patched again (its report drives the plan): re-evaluate it, once per scan.
       if (!created && event.trigger === 'scan-completed' && event.digest && target.registry.scanner === 'harbor') {
         const revision = `harbor:${event.scanRevision ?? new Date().toISOString().slice(0, 16)}`;
-        const again = queue.reevaluate({
+        const again = await queue.reevaluate({
           registry: target.name, repository: event.repository, digest: event.digest, source: event.source, trigger: 'harbor-scan', revision,
           reason: `Harbor scanned ${image} again (${event.scanRevision ? `report ${event.scanRevision}` : 'no report id'})`, ...(event.tag ? { tag: event.tag } : {}),
         });
@@ -107,29 +108,36 @@ export function createApp(deps: AppDependencies): Hono<{ Variables: { requestId:
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     const started = deps.ready?.() ?? true;
-    const queueCounts = queue.counts(); // a closed queue throws QUEUE_CLOSED: onError answers 503
+    // A closed or unreachable queue (SQLite shut, Redis down): not ready, so the Service stops sending webhooks here.
+    const queueCounts = await queue.counts().catch((error: unknown) => error instanceof Error ? error : new Error(String(error)));
     const registries = (await deps.registriesReachable?.()) ?? {};
+    if (queueCounts instanceof Error) {
+      logger.warn({ err: queueCounts.message }, 'readyz: the job queue does not answer');
+      return c.json({ status: `unready: queue unavailable${queueCounts instanceof PatchdError ? ` (${queueCounts.message})` : ''}`, registries }, 503);
+    }
     // An unreachable registry does not make patchd unready: its pushes still queue durably and retry, and
     // admission must keep answering (a readiness failure would take every webhook out of the Service).
     const status = !started ? 'starting' : Object.values(registries).every(Boolean) ? 'ready' : 'degraded: registries unreachable';
     return c.json({ status, queue: queueCounts, registries }, started ? 200 : 503);
   });
-  app.get('/jobs', (c) => {
+  app.get('/jobs', async (c) => {
     const status = c.req.query('status');
     const limit = Number(c.req.query('limit') ?? 100);
     const allowed = ['queued', 'running', 'succeeded', 'skipped', 'dead'] as const;
     if (status && !allowed.includes(status as (typeof allowed)[number])) return c.json({ error: `status must be one of ${allowed.join(', ')}` }, 400);
-    return c.json({ jobs: queue.list({ ...(status ? { status: status as (typeof allowed)[number] } : {}), limit: Number.isFinite(limit) ? limit : 100 }) });
+    return c.json({ jobs: await queue.list({ ...(status ? { status: status as (typeof allowed)[number] } : {}), limit: Number.isFinite(limit) ? limit : 100 }) });
   });
-  app.get('/jobs/:id', (c) => {
-    const job = queue.get(c.req.param('id'));
+  app.get('/jobs/:id', async (c) => {
+    const job = await queue.get(c.req.param('id'));
     return job ? c.json(job) : c.json({ error: 'no such job' }, 404);
   });
-  app.get('/metrics', (c) => {
-    const counts = queue.counts();
+  app.get('/metrics', async (c) => {
+    const counts = await queue.counts();
     const gauges = Object.fromEntries(Object.entries(counts).map(([status, n]) => [`patchd_jobs{status="${status}"}`, n]));
     return c.text(metrics.render(gauges), 200, { 'content-type': 'text/plain; version=0.0.4' });
   });
+  // Read-only pages for operators (and a retry behind the admin token): src/app/dashboard.
+  if (config.dashboard.enabled) app.route('/dashboard', dashboardRoutes({ config, queue, logger, ...(deps.registriesReachable ? { registriesReachable: deps.registriesReachable } : {}) }));
 
   // The one place where failures become statuses: input 400, unsupported 422, upstream 502, unavailable 503, bugs 500.
   app.onError((error, c) => {

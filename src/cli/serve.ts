@@ -44,7 +44,7 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
 
   const dataDir = resolve(config.dataDir);
   const queue = openSqliteQueue(join(dataDir, 'queue.sqlite'));
-  const recovered = queue.recoverInterrupted();
+  const recovered = await queue.recoverInterrupted();
   const metrics = new Metrics();
   const dispatcher = new Agent({ connections: 16 });
   // Admission webhooks on their own TLS listener, started before the worker so a port in use fails start-up cleanly.
@@ -76,7 +76,7 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
       continuous.stop();
       void admission?.close();
       void worker.stop()
-        .then(() => { queue.close(); buildkit?.close(); return closeWithin(dispatcher); })
+        .then(async () => { await queue.close(); buildkit?.close(); return closeWithin(dispatcher); })
         .finally(done);
     });
   });

@@ -14,13 +14,13 @@ export type ContinuousTrigger = 'advisories-changed' | 'schedule' | 'harbor-scan
  * skip registries whose findings come from Harbor's scanner (the OSV data
  * does not drive their plans; Harbor's SCANNING_COMPLETED does).
  */
-export function enqueueReevaluations(queue: JobQueue, config: Config, run: { trigger: ContinuousTrigger; revision: string; reason: string }): { id: string; created: boolean }[] {
+export async function enqueueReevaluations(queue: JobQueue, config: Config, run: { trigger: ContinuousTrigger; revision: string; reason: string }): Promise<{ id: string; created: boolean }[]> {
   const jobs: { id: string; created: boolean }[] = [];
-  for (const image of queue.patchedImages()) {
+  for (const image of await queue.patchedImages()) {
     const registry = config.registries[image.registry];
     if (!registry || !repositoryAllowed(registry.policy, image.repository)) continue;
     if (run.trigger === 'advisories-changed' && registry.scanner === 'harbor') continue;
-    const job = queue.reevaluate({
+    const job = await queue.reevaluate({
       registry: image.registry, repository: image.repository, digest: image.digest, tag: image.tag,
       source: 'continuous', trigger: run.trigger, revision: run.revision, reason: run.reason,
     });
@@ -53,8 +53,8 @@ export async function startContinuous(deps: {
   const timers: NodeJS.Timeout[] = [];
   let stopped = false;
 
-  const trigger = (run: { trigger: ContinuousTrigger; revision: string; reason: string }) => {
-    const jobs = enqueueReevaluations(queue, config, run);
+  const trigger = async (run: { trigger: ContinuousTrigger; revision: string; reason: string }) => {
+    const jobs = await enqueueReevaluations(queue, config, run);
     const created = jobs.filter((j) => j.created).length;
     logger.info({ trigger: run.trigger, revision: run.revision, images: jobs.length, created }, 're-evaluating patched images');
     if (created > 0) onEnqueued();
@@ -88,8 +88,8 @@ export async function startContinuous(deps: {
         osv = loaded;
         files = now; seen = fingerprint(now); hashes = nextHashes; revision = next;
         logger.info({ revision, records: loaded.recordCount, changes }, 'advisories reloaded');
-        trigger({ trigger: 'advisories-changed', revision: `osv:${revision}`, reason: `OSV advisories changed (${changes}); ${loaded.recordCount} records, revision ${revision}` });
-        queue.putSetting(revisionSetting, revision);
+        await trigger({ trigger: 'advisories-changed', revision: `osv:${revision}`, reason: `OSV advisories changed (${changes}); ${loaded.recordCount} records, revision ${revision}` });
+        await queue.putSetting(revisionSetting, revision);
       } catch (error) {
         logger.warn({ err: (error as Error).message }, 'advisories could not be reloaded; keeping the previous data, trying again next poll');
       } finally {
@@ -99,23 +99,20 @@ export async function startContinuous(deps: {
     timers.push(setInterval(() => void poll(), settings.pollSeconds * 1000));
     logger.info({ paths, pollSeconds: settings.pollSeconds, revision, files: files.size }, 'watching advisories');
     // Changed while patchd was stopped: the revision last acted on is kept in the job store.
-    const actedOn = queue.getSetting(revisionSetting);
+    const actedOn = await queue.getSetting(revisionSetting);
     if (actedOn && actedOn !== revision) {
-      trigger({ trigger: 'advisories-changed', revision: `osv:${revision}`, reason: `OSV advisories changed while patchd was stopped (revision ${actedOn} -> ${revision}); ${osv?.recordCount ?? 0} records` });
+      await trigger({ trigger: 'advisories-changed', revision: `osv:${revision}`, reason: `OSV advisories changed while patchd was stopped (revision ${actedOn} -> ${revision}); ${osv?.recordCount ?? 0} records` });
     }
-    queue.putSetting(revisionSetting, revision);
+    await queue.putSetting(revisionSetting, revision);
   }
 
   if (settings.intervalMinutes) {
     const intervalMs = settings.intervalMinutes * 60_000;
     timers.push(setInterval(() => {
       if (stopped) return;
-      try {
-        const slot = Math.floor(Date.now() / intervalMs);
-        trigger({ trigger: 'schedule', revision: `schedule:${intervalMs}:${slot}`, reason: `scheduled re-evaluation (every ${settings.intervalMinutes} minutes), slot ${new Date(slot * intervalMs).toISOString()}` });
-      } catch (error) {
-        logger.warn({ err: (error as Error).message }, 'scheduled re-evaluation could not be enqueued');
-      }
+      const slot = Math.floor(Date.now() / intervalMs);
+      trigger({ trigger: 'schedule', revision: `schedule:${intervalMs}:${slot}`, reason: `scheduled re-evaluation (every ${settings.intervalMinutes} minutes), slot ${new Date(slot * intervalMs).toISOString()}` })
+        .catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'scheduled re-evaluation could not be enqueued'));
     }, intervalMs));
   }
 

@@ -25,7 +25,7 @@ export function reevaluation(queue: JobQueue, job: Job): Reevaluation {
     summary: () => ({ reevaluation: { trigger: job.trigger, revision: job.revision, ...note } }),
     async patch(deps, options) {
       const image = options.image;
-      const previous = image.digest ? queue.lastPatch(job.registry, job.repository, image.digest) : undefined;
+      const previous = image.digest ? await queue.lastPatch(job.registry, job.repository, image.digest) : undefined;
       const current = image.tag ? await deps.client.headManifest({ registry: image.registry, repository: image.repository, tag: image.tag }) : undefined;
       if (!image.digest || current?.digest !== image.digest) {
         note = { superseded: true, reason: `${image.repository}:${image.tag ?? ''} now names ${current?.digest ?? 'nothing'}, not this original: nothing pushed` };

@@ -7,18 +7,18 @@ import type { JobQueue, JobRequest } from './types.js';
  */
 export function groupCommit(queue: JobQueue): (request: JobRequest) => Promise<{ readonly id: string; readonly created: boolean }> {
   let pending: { request: JobRequest; resolve: (r: { id: string; created: boolean }) => void; reject: (e: unknown) => void }[] = [];
-  const flush = () => {
+  const flush = async () => {
     const batch = pending;
     pending = [];
     try {
-      const results = queue.enqueueMany(batch.map((b) => b.request));
+      const results = await queue.enqueueMany(batch.map((b) => b.request));
       batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (error) {
       for (const b of batch) b.reject(error);
     }
   };
   return (request) => new Promise((resolve, reject) => {
-    if (pending.length === 0) setImmediate(flush);
+    if (pending.length === 0) setImmediate(() => void flush());
     pending.push({ request, resolve, reject });
   });
 }

@@ -10,8 +10,17 @@ interface Row {
   created_at: string; updated_at: string; started_at: string | null; finished_at: string | null;
 }
 
-/** The embedded default: one SQLite file (WAL) in dataDir; every write is committed before it returns. */
+/** The queue's methods as SQLite runs them: synchronously (node:sqlite), each write committed before it returns. */
+type SyncQueue = { [K in keyof JobQueue]: JobQueue[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R : never };
+
+/** The embedded default: one SQLite file (WAL) in dataDir; every write is committed before its promise resolves. */
 export function openSqliteQueue(path: string): JobQueue {
+  const store = openSqliteStore(path);
+  // Synchronous inside (one process, no round trips); the interface is async so a shared Redis can stand in.
+  return Object.fromEntries(Object.entries(store).map(([name, method]) => [name, async (...args: unknown[]) => (method as (...a: unknown[]) => unknown)(...args)])) as unknown as JobQueue;
+}
+
+function openSqliteStore(path: string): SyncQueue {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   // node:sqlite (built into Node.js 24): no native addon to compile on install or in the image.
   const db = new DatabaseSync(path, { timeout: 5000 });

@@ -59,46 +59,46 @@ export interface Job extends JobRequest {
  * one-event-per-child never patch twice.
  */
 export interface JobQueue {
-  enqueue(request: JobRequest): { readonly id: string; readonly created: boolean };
+  enqueue(request: JobRequest): Promise<{ readonly id: string; readonly created: boolean }>;
   /** Several at once, in one transaction (one commit): what group commit builds on. */
-  enqueueMany(requests: readonly JobRequest[]): { readonly id: string; readonly created: boolean }[];
+  enqueueMany(requests: readonly JobRequest[]): Promise<{ readonly id: string; readonly created: boolean }[]>;
   /** The next runnable job, marked running; undefined when none is due. */
-  claim(now?: Date): Job | undefined;
-  succeed(id: string, status: 'succeeded' | 'skipped', result: unknown): void;
+  claim(now?: Date): Promise<Job | undefined>;
+  succeed(id: string, status: 'succeeded' | 'skipped', result: unknown): Promise<void>;
   /** Failed attempt: back to queued after `retryAt`, or dead when attempts are exhausted. */
-  fail(id: string, error: string, retryAt: Date | undefined): void;
+  fail(id: string, error: string, retryAt: Date | undefined): Promise<void>;
   /** A digest found for a tag-only job; false when another job already has it (the duplicate is skipped). */
-  attachDigest(id: string, digest: string): boolean;
+  attachDigest(id: string, digest: string): Promise<boolean>;
   /** Jobs left running by a crash go back to the queue. */
-  recoverInterrupted(): number;
-  get(id: string): Job | undefined;
+  recoverInterrupted(): Promise<number>;
+  get(id: string): Promise<Job | undefined>;
   /**
    * The newest succeeded job that pushed `digest`: a succeeded job's result
    * names what it pushed in `digest` (the patched image or index) and
    * `platforms[].manifestDigest` (each patched platform's manifest).
    */
-  producerOf(digest: string): Job | undefined;
+  producerOf(digest: string): Promise<Job | undefined>;
   /** The newest job for an image pushed as repository@digest. */
-  newestByDigest(registry: string, repository: string, digest: string): Job | undefined;
+  newestByDigest(registry: string, repository: string, digest: string): Promise<Job | undefined>;
   /** The newest job for an image pushed as repository:tag. */
-  newestByTag(registry: string, repository: string, tag: string): Job | undefined;
+  newestByTag(registry: string, repository: string, tag: string): Promise<Job | undefined>;
   /**
    * Per (registry, repository, tag): the original digest the tag was last seen
    * at (newest patched or up-to-date job), when patchd has patched it.
    */
-  patchedImages(): PatchedImage[];
+  patchedImages(): Promise<PatchedImage[]>;
   /** The newest succeeded (patched) job for an original digest. */
-  lastPatch(registry: string, repository: string, digest: string): Job | undefined;
+  lastPatch(registry: string, repository: string, digest: string): Promise<Job | undefined>;
   /**
    * Enqueue a re-evaluation of an original that has a succeeded patch job
    * (its tag taken from that job when the request has none); undefined when
    * patchd never patched it. Idempotent per (image, revision).
    */
-  reevaluate(request: JobRequest & { readonly digest: string; readonly revision: string }): { readonly id: string; readonly created: boolean } | undefined;
+  reevaluate(request: JobRequest & { readonly digest: string; readonly revision: string }): Promise<{ readonly id: string; readonly created: boolean } | undefined>;
   /** Small durable facts patchd keeps across restarts (the advisory revision last acted on). */
-  getSetting(key: string): string | undefined;
-  putSetting(key: string, value: string): void;
-  list(options?: { status?: JobStatus; limit?: number }): Job[];
-  counts(): Record<JobStatus, number>;
-  close(): void;
+  getSetting(key: string): Promise<string | undefined>;
+  putSetting(key: string, value: string): Promise<void>;
+  list(options?: { status?: JobStatus; limit?: number }): Promise<Job[]>;
+  counts(): Promise<Record<JobStatus, number>>;
+  close(): Promise<void>;
 }

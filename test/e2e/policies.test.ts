@@ -70,7 +70,7 @@ registries:
       }
     }
   } finally {
-    queue.close();
+    await queue.close();
   }
   assert.equal(disagreements('patchd'), '', 'patchd disagrees with expected.yaml');
 });

@@ -62,10 +62,10 @@ before(async () => {
   // The job the worker would have recorded for shop/web:1.4, in the store serve opens.
   const dataDir = join(work.path, 'data');
   const queue = openSqliteQueue(join(dataDir, 'queue.sqlite'));
-  const { id } = queue.enqueue({ registry: 'local', repository: 'shop/web', tag: '1.4', digest: digests['web'], source: 'distribution', trigger: 'push' });
-  queue.claim();
-  queue.succeed(id, 'succeeded', { status: 'patched', target: `${registry.host}/shop/web:1.4-patched`, digest: digests['web-patched'], sourceDigest: digests['web'] });
-  queue.close();
+  const { id } = (await queue.enqueue({ registry: 'local', repository: 'shop/web', tag: '1.4', digest: digests['web'], source: 'distribution', trigger: 'push' }));
+  await queue.claim();
+  await queue.succeed(id, 'succeeded', { status: 'patched', target: `${registry.host}/shop/web:1.4-patched`, digest: digests['web-patched'], sourceDigest: digests['web'] });
+  await queue.close();
 
   first = await makeCertificate(work.path, 'first');
   certFile = join(work.path, 'tls.crt');

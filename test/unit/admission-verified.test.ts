@@ -107,10 +107,10 @@ function podReview(images: readonly string[]) {
 }
 
 /** The job patchd records after patching repository:tag at `original` into `patched`. */
-function recordPatched(queue: JobQueue, repository: string, tag: string, original: string, patched: string): string {
-  const { id } = queue.enqueue({ registry: 'shop', repository, tag, digest: original, source: 'distribution', trigger: 'push' });
-  assert.equal(queue.claim()?.id, id);
-  queue.succeed(id, 'succeeded', { status: 'patched', target: `${registry.host}/${repository}:${tag}-patched`, digest: patched, sourceDigest: original });
+async function recordPatched(queue: JobQueue, repository: string, tag: string, original: string, patched: string): Promise<string> {
+  const { id } = (await queue.enqueue({ registry: 'shop', repository, tag, digest: original, source: 'distribution', trigger: 'push' }));
+  assert.equal((await queue.claim())?.id, id);
+  await queue.succeed(id, 'succeeded', { status: 'patched', target: `${registry.host}/${repository}:${tag}-patched`, digest: patched, sourceDigest: original });
   return id;
 }
 
@@ -118,7 +118,7 @@ const reasonFor = (message: string | undefined, container: string) => (message ?
 
 test('verified: patchd\'s annotations or the job store prove an image; a -patched tag alone does not', async () => {
   const { post, queue } = setup('');
-  const apiJob = recordPatched(queue, 'shop/api', '2.0', images['api']!, images['api-patched']!);
+  const apiJob = await recordPatched(queue, 'shop/api', '2.0', images['api']!, images['api-patched']!);
   const answer = await post('validate', [
     `${R}/shop/web:1.4-patched`, // c0: annotated, found by HEAD of the tag
     `${R}/shop/web@${images['web-patched']}`, // c1: annotated, by digest
@@ -153,8 +153,8 @@ test('verified: registries patchd does not patch are denied without being contac
 
 test('mutate (verified): repo:tag becomes repo:tag-patched@digest under the name the Pod used, only when the target carries patchd\'s annotations for it', async () => {
   const queue = openSqliteQueue(':memory:');
-  recordPatched(queue, 'shop/web', '1.4', images['web']!, images['web-patched']!);
-  recordPatched(queue, 'shop/api', '2.0', images['api']!, images['api-patched']!);
+  await recordPatched(queue, 'shop/web', '1.4', images['web']!, images['web-patched']!);
+  await recordPatched(queue, 'shop/api', '2.0', images['api']!, images['api-patched']!);
   const open = setup('', queue);
   const answer = await open.post('mutate', [`${R}/shop/web:1.4`, `${R}/shop/api:2.0`, `${R}/shop/web:1.4-patched`]);
   assert.equal(answer.allowed, true);
@@ -236,7 +236,7 @@ registries:
 
 test('a tag-only push still waiting for the worker is the job named in the denial', async () => {
   const queue = openSqliteQueue(':memory:');
-  const { id } = queue.enqueue({ registry: 'shop', repository: 'shop/web', tag: '1.4', source: 'distribution', trigger: 'push' });
+  const { id } = (await queue.enqueue({ registry: 'shop', repository: 'shop/web', tag: '1.4', source: 'distribution', trigger: 'push' }));
   const { post } = setup('', queue);
   const answer = await post('validate', [`${R}/shop/web:1.4`]);
   assert.match(answer.status?.message ?? '', new RegExp(`\\(containers c0\\): patch pending: job ${id} \\(queued\\)$`));

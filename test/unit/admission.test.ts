@@ -56,17 +56,17 @@ const fakeRegistry = (): RegistryLookups & { asked: string[] } => {
 };
 const digestOf = (name: string) => `sha256:${Buffer.from(name).toString('hex').padEnd(64, '0').slice(0, 64)}`;
 
-function recordJob(queue: JobQueue, job: { repository: string; tag?: string; digest?: string }, outcome?: { status: 'succeeded' | 'skipped' | 'dead'; result?: unknown; error?: string }): string {
-  const { id } = queue.enqueue({ registry: 'shop', source: 'distribution', trigger: 'push', ...job });
+async function recordJob(queue: JobQueue, job: { repository: string; tag?: string; digest?: string }, outcome?: { status: 'succeeded' | 'skipped' | 'dead'; result?: unknown; error?: string }): Promise<string> {
+  const { id } = (await queue.enqueue({ registry: 'shop', source: 'distribution', trigger: 'push', ...job }));
   if (!outcome) return id;
-  assert.equal(queue.claim()?.id, id);
-  if (outcome.status === 'dead') queue.fail(id, outcome.error ?? 'failed', undefined);
-  else queue.succeed(id, outcome.status, outcome.result);
+  assert.equal((await queue.claim())?.id, id);
+  if (outcome.status === 'dead') await queue.fail(id, outcome.error ?? 'failed', undefined);
+  else await queue.succeed(id, outcome.status, outcome.result);
   return id;
 }
 
 /** A patchd job that patched repository:tag (at its digest) into repository:tag-patched at `patched`. */
-function recordPatched(queue: JobQueue, repository: string, tag: string, patched = digestOf(`${repository}:${tag}-patched`)): string {
+function recordPatched(queue: JobQueue, repository: string, tag: string, patched = digestOf(`${repository}:${tag}-patched`)): Promise<string> {
   return recordJob(queue, { repository, tag, digest: digestOf(`${repository}:${tag}`) }, {
     status: 'succeeded',
     result: { status: 'patched', target: `127.0.0.1:9/${repository}:${tag}-patched`, digest: patched, sourceDigest: digestOf(`${repository}:${tag}`) },
@@ -128,11 +128,11 @@ test('tag mode: denials say what to do, or name the job patching the image', asy
   const fresh = denialOf((await post('validate', review)).body);
   assert.match(fresh, new RegExp(`not patched by patchd: push it to ${R} so patchd patches it, or use ${R}/shop/migrate:1\\.4-patched`));
 
-  const id = recordJob(queue, { repository: 'shop/migrate', tag: '1.4' });
+  const id = await recordJob(queue, { repository: 'shop/migrate', tag: '1.4' });
   assert.match(denialOf((await post('validate', review)).body), new RegExp(`patch pending: job ${id} \\(queued\\)`));
-  assert.equal(queue.claim()?.id, id);
+  assert.equal((await queue.claim())?.id, id);
   assert.match(denialOf((await post('validate', review)).body), new RegExp(`patch pending: job ${id} \\(running\\)`));
-  queue.fail(id, 'NETWORK: mirror unreachable', undefined);
+  await queue.fail(id, 'NETWORK: mirror unreachable', undefined);
   assert.match(denialOf((await post('validate', review)).body), new RegExp(`patching failed: job ${id} \\(dead: NETWORK: mirror unreachable\\)`));
 
   // Unconfigured registries: push to one patchd patches.
@@ -199,7 +199,7 @@ test('mutate: a JSONPatch replace at each container\'s pointer, for every kind; 
   const registry = fakeRegistry();
   const { post, queue } = setup('', { lookups: registry });
   for (const [repository, tag] of [['shop/web', '1.4'], ['shop/db', '16'], ['shop/agent', '3'], ['shop/migrate', '1.4'], ['shop/report', '2.0'], ['shop/debug', '1.0']] as const) {
-    recordPatched(queue, repository, tag);
+    await recordPatched(queue, repository, tag);
   }
   const patchedImage = (repository: string, tag: string) => `${R}/${repository}:${tag}-patched@${digestOf(`${repository}:${tag}-patched`)}`;
   const debugged = await fixture('pod-ephemeralcontainers-update.json');
@@ -236,7 +236,7 @@ test('mutate: a JSONPatch replace at each container\'s pointer, for every kind; 
 test('mutate: an image by digest is rewritten from the job for that digest; a pending job leaves it (fail-open) or denies (failOpen: false)', async () => {
   const registry = fakeRegistry();
   const open = setup('', { lookups: registry });
-  recordPatched(open.queue, 'shop/migrate', '1.4');
+  await recordPatched(open.queue, 'shop/migrate', '1.4');
   const review = await fixture('job-create.json');
   const original = digestOf('shop/migrate:1.4');
   (get(review.request.object, '/spec/template/spec/containers/0') as { image: string }).image = `${R}/shop/migrate:1.4@${original}`;
@@ -245,12 +245,12 @@ test('mutate: an image by digest is rewritten from the job for that digest; a pe
   assert.ok(!registry.asked.length, 'a digest needs no HEAD');
 
   const pending = await fixture('cronjob-create.json');
-  const id = recordJob(open.queue, { repository: 'shop/report', tag: '2.0' });
+  const id = await recordJob(open.queue, { repository: 'shop/report', tag: '2.0' });
   const left = await open.post('mutate', pending);
   assert.deepEqual(left.body.response, { uid: pending.request.uid, allowed: true }, 'fail-open: left alone');
 
   const closed = setup('failOpen: false', { lookups: fakeRegistry() });
-  const closedId = recordJob(closed.queue, { repository: 'shop/report', tag: '2.0' });
+  const closedId = await recordJob(closed.queue, { repository: 'shop/report', tag: '2.0' });
   const denied = await closed.post('mutate', pending);
   assert.equal(denied.body.response.allowed, false);
   assert.match(denialOf(denied.body), new RegExp(`${R}/shop/report:2\\.0 \\(containers report\\): patch pending: job ${closedId} \\(queued\\)`));

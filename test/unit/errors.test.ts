@@ -53,7 +53,7 @@ test('app.onError maps the kinds once: a closed queue is 503, a bug is 500 and s
   const queue = openSqliteQueue(':memory:');
   const app = createApp({ config, queue, logger: silentLogger(), metrics: new Metrics() });
   assert.equal((await app.request('/jobs')).status, 200);
-  queue.close();
+  await queue.close();
   const closed = await app.request('/jobs');
   assert.equal(closed.status, 503);
   assert.equal(((await closed.json()) as { code: string }).code, 'QUEUE_CLOSED');
@@ -77,5 +77,5 @@ test('/readyz: starting is 503; an unreachable registry is reported as degraded 
   const res = await app.request('/readyz');
   assert.equal(res.status, 200, 'a registry outage does not take patchd out of its Service');
   assert.deepEqual(await res.json(), { status: 'degraded: registries unreachable', queue: { queued: 0, running: 0, succeeded: 0, skipped: 0, dead: 0 }, registries: { local: false } }, 'the body says which registry');
-  queue.close();
+  await queue.close();
 });

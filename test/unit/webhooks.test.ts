@@ -34,7 +34,7 @@ function setup() {
 const vendorFile = (path: string) => readFile(new URL(path, vendor));
 const sign = (body: Buffer | string, secret = "It's a Secret to Everybody") => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
-test('GitHub signature: the published test vector', () => {
+test('GitHub signature: the published test vector', async () => {
   assert.ok(githubSignatureMatches('sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17', "It's a Secret to Everybody", Buffer.from('Hello, World!')));
   assert.ok(!githubSignatureMatches('sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18', "It's a Secret to Everybody", Buffer.from('Hello, World!')));
 });
@@ -50,7 +50,7 @@ test('distribution: manifest pushes are enqueued once, blob events ignored, the 
   assert.match(a.ignored[0]!, /not a manifest/);
   const again = await (await post('distribution', body, headers)).json() as { jobs: { id: string; duplicate: boolean }[] };
   assert.deepEqual(again.jobs.map((j) => [j.id, j.duplicate]), [[a.jobs[0]!.id, true]], 'redelivery is deduplicated');
-  const job = queue.get(a.jobs[0]!.id)!;
+  const job = (await queue.get(a.jobs[0]!.id))!;
   assert.deepEqual([job.registry, job.repository, job.tag, job.digest], ['local', 'fixtures/bookworm', 'main', 'sha256:a368e99b2ae2c07907e8f75c81495623f43fac9da6584baee0becc48c613f71b']);
 });
 
@@ -75,10 +75,10 @@ test("patchd's own pushes (its User-Agent) are ignored, digest-only ones include
   const own = await push('patchd/0.1', { digest: `sha256:${'a'.repeat(64)}` });
   assert.equal(own.status, 200, 'acknowledged, nothing to do');
   assert.match(JSON.stringify(await own.json()), /pushed by patchd itself \(patchd\/0\.1\)/, 'the reason names the client');
-  assert.deepEqual(queue.list(), [], 'no job for patchd own push');
+  assert.deepEqual((await queue.list()), [], 'no job for patchd own push');
   const other = await push('skopeo/1.9.3', { digest: `sha256:${'b'.repeat(64)}`, tag: 'v2' });
   assert.equal(other.status, 202, 'another client push is enqueued');
-  assert.equal(queue.list().length, 1, 'one job');
+  assert.equal((await queue.list()).length, 1, 'one job');
 });
 
 test('wrong or missing secrets get 401 and enqueue nothing', async () => {
@@ -87,7 +87,7 @@ test('wrong or missing secrets get 401 and enqueue nothing', async () => {
   assert.equal((await post('distribution', body, { authorization: 'Bearer nope' })).status, 401);
   assert.equal((await post('distribution', body, {})).status, 401);
   assert.equal((await post('ghcr', body, { 'x-github-event': 'package', 'x-hub-signature-256': sign(body, 'wrong') })).status, 401);
-  assert.deepEqual(queue.list(), []);
+  assert.deepEqual((await queue.list()), []);
 });
 
 test('malformed bodies get 400 with the reason; oversized ones 413; unknown hosts 403; never 5xx', async () => {
@@ -101,7 +101,7 @@ test('malformed bodies get 400 with the reason; oversized ones 413; unknown host
   assert.equal((await post('distribution', Buffer.alloc(2 * 1024 * 1024, 32), { authorization: 'dist-secret' })).status, 413);
   const elsewhere = (await readFile(new URL('distribution.tag-push.json', ours), 'utf8')).replaceAll('registry.internal:5000', 'evil.example.net');
   assert.equal((await post('distribution', elsewhere, { authorization: 'dist-secret' })).status, 403);
-  assert.deepEqual(queue.list(), []);
+  assert.deepEqual((await queue.list()), []);
 });
 
 test('vendor examples: Harbor (default, CloudEvents, digest and tag pushes, scans, pulls)', { skip: !haveVendor && 'shared/fixtures-vendor absent' }, async () => {
@@ -110,8 +110,8 @@ test('vendor examples: Harbor (default, CloudEvents, digest and tag pushes, scan
   const digestPush = await post('harbor', await vendorFile('harbor/website-docs/default.PUSH_ARTIFACT.json'), auth);
   assert.equal(digestPush.status, 202);
   const [job] = (await digestPush.json() as { jobs: { id: string }[] }).jobs;
-  assert.equal(queue.get(job!.id)?.tag, undefined, 'a digest push carries the digest in `tag`: no tag');
-  assert.equal(queue.get(job!.id)?.repository, 'harbor/alpine');
+  assert.equal((await queue.get(job!.id))?.tag, undefined, 'a digest push carries the digest in `tag`: no tag');
+  assert.equal((await queue.get(job!.id))?.repository, 'harbor/alpine');
   const tagPush = await post('harbor', await vendorFile('harbor/website-docs-history/default.PUSH_ARTIFACT.tag-latest.json'), auth);
   assert.equal(tagPush.status, 202);
   const scan = await post('harbor', await vendorFile('harbor/website-docs/default.SCANNING_COMPLETED.json'), auth);
@@ -127,7 +127,7 @@ test('vendor examples: ACR push by tag with masked digest, delete ignored', { sk
   const { post, queue } = setup();
   const push = await post('acr', await vendorFile('acr/push.json'), { authorization: 'Bearer acr-secret' });
   assert.equal(push.status, 202);
-  const job = queue.get((await push.json() as { jobs: { id: string }[] }).jobs[0]!.id)!;
+  const job = (await queue.get((await push.json() as { jobs: { id: string }[] }).jobs[0]!.id))!;
   assert.deepEqual([job.repository, job.tag, job.digest], ['hello-world', 'v1', undefined]);
   assert.equal((await post('acr', await vendorFile('acr/delete.json'), { authorization: 'Bearer acr-secret' })).status, 200);
 });
@@ -138,7 +138,7 @@ test('vendor examples: GitHub package and registry_package, npm packages and pin
     const body = await vendorFile(path);
     const res = await post('ghcr', body, { 'x-github-event': event, 'x-hub-signature-256': sign(body) });
     assert.equal(res.status, 202, path);
-    const job = queue.get((await res.json() as { jobs: { id: string }[] }).jobs[0]!.id)!;
+    const job = (await queue.get((await res.json() as { jobs: { id: string }[] }).jobs[0]!.id))!;
     assert.equal(job.repository, 'codertocat/hello-world');
     assert.equal(job.digest, 'sha256:3da1996a8115d7616457760d9920b815241d0a03b34cf5f04e9a0e9d8de37498');
   }
@@ -176,11 +176,11 @@ registries:
   assert.equal(first.jobs.length, 1, 'the first scan: one patch job');
   const again = await (await scan('report-1')).json() as Answer;
   assert.deepEqual(again.jobs, [{ ...first.jobs[0]!, image: (again.jobs[0] as unknown as { image: string }).image, duplicate: true }], 'not patched yet: no re-evaluation, the delivery is a duplicate');
-  queue.claim();
-  queue.succeed(first.jobs[0]!.id, 'succeeded', { status: 'patched', target: 'harbor.example.com/library/app:v1-patched', digest: `sha256:${'cd'.repeat(32)}`, platforms: [] });
+  await queue.claim();
+  await queue.succeed(first.jobs[0]!.id, 'succeeded', { status: 'patched', target: 'harbor.example.com/library/app:v1-patched', digest: `sha256:${'cd'.repeat(32)}`, platforms: [] });
   const rescanned = await (await scan('report-2')).json() as Answer;
   assert.equal(rescanned.jobs.length, 2, `the duplicate and a re-evaluation: ${JSON.stringify(rescanned)}`);
-  const reevaluation = queue.get(rescanned.jobs[1]!.id)!;
+  const reevaluation = (await queue.get(rescanned.jobs[1]!.id))!;
   assert.deepEqual([reevaluation.trigger, reevaluation.revision, reevaluation.digest, reevaluation.tag, rescanned.jobs[1]!.duplicate], ['harbor-scan', 'harbor:report-2', digest, 'v1', false], 'trigger, revision and image of the re-evaluation');
   assert.match(reevaluation.reason ?? '', /Harbor scanned .* again \(report report-2\)/, 'why it runs');
   const redelivered = await (await scan('report-2')).json() as Answer;

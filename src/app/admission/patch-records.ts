@@ -5,13 +5,13 @@ import type { Job, JobQueue } from '../../queue/types.js';
 /** What the admission webhooks need of the job store. */
 export interface PatchRecords {
   /** The succeeded job that pushed `digest` (its patched image, or one patched platform of it). */
-  producerOf(digest: string): PatchJob | undefined;
+  producerOf(digest: string): Promise<PatchJob | undefined>;
   /**
    * The newest job for an original image: the one for its digest when given
    * (or a tag-only job still waiting for the worker to resolve its digest),
    * else the newest for its tag.
    */
-  latestFor(original: { readonly registry: string; readonly repository: string; readonly digest?: string; readonly tag?: string }): PatchJob | undefined;
+  latestFor(original: { readonly registry: string; readonly repository: string; readonly digest?: string; readonly tag?: string }): Promise<PatchJob | undefined>;
 }
 
 /** A job as admission reads it: its outcome parsed out of `result`. */
@@ -36,10 +36,10 @@ const ResultSchema = z.looseObject({
  */
 export function jobStoreRecords(queue: JobQueue, options: { readonly ttlMs: number; readonly max?: number }): PatchRecords {
   const cache = options.ttlMs > 0 ? new LRUCache<string, { job?: PatchJob }>({ max: options.max ?? 10_000, ttl: options.ttlMs }) : undefined;
-  const cached = (key: string, lookup: () => Job | undefined): PatchJob | undefined => {
+  const cached = async (key: string, lookup: () => Promise<Job | undefined>): Promise<PatchJob | undefined> => {
     const hit = cache?.get(key);
     if (hit) return hit.job;
-    const job = lookup();
+    const job = await lookup();
     const answer = job ? { job: patchJob(job) } : {};
     cache?.set(key, answer);
     return answer.job;
@@ -47,11 +47,11 @@ export function jobStoreRecords(queue: JobQueue, options: { readonly ttlMs: numb
 
   return {
     producerOf: (digest) => cached(`out|${digest}`, () => queue.producerOf(digest)),
-    latestFor({ registry, repository, digest, tag }) {
-      const forTag = tag ? cached(`tag|${registry}|${repository}|${tag}`, () => queue.newestByTag(registry, repository, tag)) : undefined;
+    async latestFor({ registry, repository, digest, tag }) {
+      const forTag = tag ? await cached(`tag|${registry}|${repository}|${tag}`, () => queue.newestByTag(registry, repository, tag)) : undefined;
       if (!digest) return forTag;
       // A tag-only push not yet resolved by the worker may be this digest's job.
-      return cached(`digest|${registry}|${repository}|${digest}`, () => queue.newestByDigest(registry, repository, digest))
+      return (await cached(`digest|${registry}|${repository}|${digest}`, () => queue.newestByDigest(registry, repository, digest)))
         ?? (forTag && !forTag.job.digest ? forTag : undefined);
     },
   };

@@ -64,15 +64,15 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
   };
 
   /** Why an image is not (yet) patched: its job when there is one, else what to do. */
-  const notPatched = (ref: Reference, target: { name: string; registry: RegistryConfig } | undefined, digest?: string): string => {
+  const notPatched = async (ref: Reference, target: { name: string; registry: RegistryConfig } | undefined, digest?: string): Promise<string> => {
     const suffix = target?.registry.policy.tagSuffix ?? defaultSuffix;
     const originalTag = ref.tag && patchedTag(ref.tag, suffix) ? stripSuffix(ref.tag, suffix) : ref.tag;
     const namedPatched = originalTag !== ref.tag;
     if (target) {
       // A -patched name that is not patchd's output: what became of its original tag.
       const job = namedPatched
-        ? records.latestFor({ registry: target.name, repository: ref.repository, tag: originalTag })
-        : records.latestFor({ registry: target.name, repository: ref.repository, digest: digest ?? ref.digest, tag: ref.tag });
+        ? await records.latestFor({ registry: target.name, repository: ref.repository, tag: originalTag })
+        : await records.latestFor({ registry: target.name, repository: ref.repository, digest: digest ?? ref.digest, tag: ref.tag });
       if (job) return jobStory(job);
       if (namedPatched) {
         return `tagged ${ref.tag} but not patchd's output (${digest ?? 'its digest'} is neither in patchd's job store nor annotated by patchd): push ${originalTag} to ${ref.registry} so patchd patches it`;
@@ -84,7 +84,7 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
 
   /** Verified mode's proof: the job store produced this digest, or its manifest carries patchd's annotations. */
   const producedByPatchd = async (name: string, repository: string, digest: string, base?: string): Promise<boolean | 'absent'> => {
-    if (!base && records.producerOf(digest)) return true;
+    if (!base && await records.producerOf(digest)) return true;
     const annotations = await lookups.annotationsOf(name, repository, digest);
     if (!annotations) return 'absent';
     const baseDigest = annotations[Annotation.baseDigest];
@@ -108,7 +108,7 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
       const target = registryForHost(config, ref.registry);
       const suffix = target?.registry.policy.tagSuffix ?? defaultSuffix;
       if (settings.mode === 'tag') {
-        return ref.tag && patchedTag(ref.tag, suffix) ? allowed : { denial: notPatched(ref, target) };
+        return ref.tag && patchedTag(ref.tag, suffix) ? allowed : { denial: await notPatched(ref, target) };
       }
       if (!target) return { denial: `${ref.registry} is not a registry patchd patches (configured: ${configuredHosts.join(', ') || 'none'})` };
       let digest = ref.digest;
@@ -121,7 +121,7 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
       } catch (error) {
         return failed(error, image);
       }
-      return { denial: notPatched(ref, target, digest) };
+      return { denial: await notPatched(ref, target, digest) };
     },
 
     async mutate(image: string): Promise<ImageJudgement> {
@@ -135,9 +135,9 @@ export function createAdmissionPolicy(deps: { readonly config: Config; readonly 
       try {
         const digest = ref.digest ?? await lookups.digestOf(target.name, ref.repository, ref.tag!);
         if (!digest) return leave(`${ref.repository}:${ref.tag} does not exist in ${ref.registry}`);
-        if (records.producerOf(digest)) return allowed; // already patchd's output, named by digest
-        const job = records.latestFor({ registry: target.name, repository: ref.repository, digest, tag: ref.tag });
-        if (!job?.patched) return leave(job ? jobStory(job) : notPatched(ref, target, digest));
+        if (await records.producerOf(digest)) return allowed; // already patchd's output, named by digest
+        const job = await records.latestFor({ registry: target.name, repository: ref.repository, digest, tag: ref.tag });
+        if (!job?.patched) return leave(job ? jobStory(job) : await notPatched(ref, target, digest));
         const output = parse(job.patched.target);
         if (!('registry' in output)) return leave(`job ${job.job.id} recorded a target patchd cannot read: ${output.denial ?? ''}`);
         if (settings.mode === 'verified') {
