@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git runc createrepo-c dnf zip unzip curl zstd)
+apt_packages=(docker-registry skopeo umoci debootstrap apache2-utils xz-utils ca-certificates openssl rpm db5.3-util git runc createrepo-c dnf zip unzip curl zstd chromium redis-server)
 
 missing=()
 missing_lang=()

@@ -134,6 +134,18 @@ const AdmissionSchema = z.object({
 }).strict();
 export type AdmissionConfig = z.infer<typeof AdmissionSchema>;
 
+const RedisQueueSchema = z.object({
+  url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL'),
+  /** Prefix of every key patchd writes, so several installations can share one Redis. */
+  prefix: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('patchd'),
+  /**
+   * How long a claimed job stays locked to its replica without a heartbeat (renewed every third of it):
+   * a replica that dies mid-job loses the job to another replica this long after its last renewal.
+   */
+  lockSeconds: z.number().min(0.5).max(3600).default(30),
+}).strict();
+export type RedisQueueConfig = z.infer<typeof RedisQueueSchema>;
+
 export const ConfigSchema = z.object({
   admission: AdmissionSchema.optional(),
   server: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) }).strict().default({ host: '127.0.0.1', port: 8080 }),
@@ -188,6 +200,12 @@ export const ConfigSchema = z.object({
     enabled: z.boolean().default(true),
     adminToken: z.string().min(16, 'the dashboard admin token needs at least 16 characters').optional(),
   }).strict().default({ enabled: true }),
+  /**
+   * The job queue: SQLite in dataDir (the default; one process), or Redis through BullMQ so several
+   * replicas share one queue. `redis.url` may carry a password (redis://:PASSWORD@host:6379/0, rediss:// for
+   * TLS); PATCHD_REDIS_URL replaces it (keep the password in a Secret); it is never logged.
+   */
+  queue: z.object({ redis: RedisQueueSchema.optional() }).strict().default({}),
   registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'registry names are lower-case words'), RegistrySchema),
 }).strict();
 
@@ -211,7 +229,7 @@ export async function readConfigFile(env: Readonly<Record<string, string | undef
  * '-' as '_'), and mirror credentials: PATCHD_[<NAME>_]<KIND>_USERNAME / _PASSWORD
  * (KIND: APT, PYPI, NPM, GOPROXY, NUGET) or _TOKEN (the library indexes), for
  * mirrors the file configures. Entra credentials: PATCHD_<NAME>_CLIENT_SECRET, and the
- * AZURE_* variables for fields the file leaves out; PATCHD_BUILDKIT_ADDRESS for buildkit.address. Pure: the caller reads the file and passes the environment.
+ * AZURE_* variables for fields the file leaves out; PATCHD_BUILDKIT_ADDRESS for buildkit.address; PATCHD_REDIS_URL for queue.redis.url. Pure: the caller reads the file and passes the environment.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, yamlText: string, origin = 'config'): Config {
   let raw: unknown;
@@ -225,6 +243,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ya
   const config = parsed.data;
   applyMirrorCredentials(config.mirrors, env, 'PATCHD_');
   applyBuildkitAddress(config, env, origin);
+  const redisUrl = env.PATCHD_REDIS_URL;
+  if (redisUrl) {
+    const parsedUrl = RedisQueueSchema.shape.url.safeParse(redisUrl);
+    if (!parsedUrl.success) throw new ConfigError('CONFIG_INVALID', `${origin}: PATCHD_REDIS_URL must be a redis:// or rediss:// URL`);
+    config.queue.redis = { prefix: 'patchd', lockSeconds: 30, ...config.queue.redis, url: parsedUrl.data };
+  }
   const dashboardToken = env.PATCHD_DASHBOARD_ADMIN_TOKEN;
   if (dashboardToken) {
     if (dashboardToken.length < 16) throw new ConfigError('CONFIG_INVALID', `${origin}: PATCHD_DASHBOARD_ADMIN_TOKEN needs at least 16 characters`);
