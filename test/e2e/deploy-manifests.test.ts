@@ -58,6 +58,8 @@ let caBundle: string;
 type Rendering = 'helm (cert-manager)' | 'helm (own CA)' | 'kustomize overlays/single' | 'kustomize base';
 /** Each rendering: its objects and the YAML stream they came from. */
 const rendered = {} as Record<Rendering, { yaml: string; objects: K8sObject[] }>;
+/** overlays/replicas: three replicas on Redis, checked on its own (the tests above are about the one-replica form). */
+let replicas: { yaml: string; objects: K8sObject[] };
 
 function parseObjects(yaml: string): K8sObject[] {
   return parseAllDocuments(yaml).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null);
@@ -130,6 +132,8 @@ before(async () => {
     'kustomize base': await kustomize('base'),
   };
   for (const [name, yaml] of Object.entries(streams) as [Rendering, string][]) rendered[name] = { yaml, objects: parseObjects(yaml) };
+  const replicasYaml = await kustomize('overlays/replicas');
+  replicas = { yaml: replicasYaml, objects: parseObjects(replicasYaml) };
 
   // Namespaced objects are dry-run into a namespace that exists: the kustomize
   // Namespace itself, applied for real (with its Pod Security labels).
@@ -365,4 +369,121 @@ test('Helm: the AppArmor annotation before Kubernetes 1.30, and values the schem
     assert.notEqual(result.code, 0, `values.schema.json accepts ${set}`);
     assert.match(result.stderr, /schema/i, `${set} refused for another reason:\n${result.stderr}`);
   }
+});
+
+interface Affinity { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution?: { weight: number; podAffinityTerm: { topologyKey: string; labelSelector: { matchLabels: Record<string, string> } } }[] } }
+type ReplicasDeployment = Deployment & { spec: { selector: { matchLabels: Record<string, string> }; strategy: { rollingUpdate?: { maxUnavailable: number; maxSurge: number } }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec & { affinity?: Affinity } } } };
+const secretData = (secret: K8sObject) => Object.fromEntries(Object.entries((secret as K8sObject & { data?: Record<string, string> }).data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+
+test('overlays/replicas: the API server accepts it; three replicas spread over nodes, each pod with its own buildkitd, a PDB keeping two', async () => {
+  const { yaml, objects } = replicas;
+  const result = await kube.kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], { input: yaml, allowFailure: true });
+  assert.equal(result.code, 0, `overlays/replicas: kubectl apply --dry-run=server exited ${result.code}:\n${result.stderr}`);
+  for (const o of objects) assert.ok(result.stdout.includes(`${appliedName(o)} serverside-applied (server dry run)`), `overlays/replicas: ${appliedName(o)} not applied:\n${result.stdout}`);
+
+  const deployment = one<ReplicasDeployment>(objects, 'Deployment', 'patchd');
+  assert.equal(deployment.spec.replicas, 3, 'three replicas');
+  assert.equal(deployment.spec.strategy.type, 'RollingUpdate', 'replicas share no volume: rolling updates');
+  assert.deepEqual(deployment.spec.strategy.rollingUpdate, { maxUnavailable: 1, maxSurge: 0 }, 'one pod replaced at a time');
+  const pod = deployment.spec.template.spec;
+  const anti = pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.[0];
+  assert.equal(anti?.podAffinityTerm.topologyKey, 'kubernetes.io/hostname', 'anti-affinity spreads replicas over nodes');
+  assert.deepEqual(anti?.podAffinityTerm.labelSelector.matchLabels, deployment.spec.selector.matchLabels, 'anti-affinity selects patchd\'s own pods');
+
+  // Per-replica BuildKit: the sidecar is in the pod template (one per pod), its socket on the pod's own emptyDir.
+  const single = one<Deployment>(rendered['kustomize overlays/single'].objects, 'Deployment', 'patchd').spec.template.spec;
+  const normalise = (value: unknown) => JSON.parse(JSON.stringify(value).replace(/patchd-(config|env)-[a-z0-9]{10}/g, 'patchd-$1')) as unknown;
+  assert.deepEqual(normalise(pod.containers), normalise(single.containers), 'the same patchd and buildkitd containers as the one-replica overlay');
+  const buildkitd = pod.containers.find((c) => c.name === 'buildkitd');
+  const socketVolume = buildkitd?.volumeMounts?.find((m) => m.mountPath === '/run/buildkit')?.name;
+  assert.ok(pod.volumes.find((v) => v.name === socketVolume)?.emptyDir, 'each pod\'s buildkitd socket is on the pod\'s own emptyDir');
+  assert.ok(pod.volumes.find((v) => v.name === 'data')?.emptyDir, 'dataDir is per pod (an emptyDir): the queue is in Redis');
+  assert.equal(objects.find((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === 'patchd-data'), undefined, 'no patchd-data PVC');
+
+  const pdb = one<K8sObject & { spec: { minAvailable?: number; maxUnavailable?: number; selector: { matchLabels: Record<string, string> } } }>(objects, 'PodDisruptionBudget', 'patchd');
+  assert.equal(pdb.spec.minAvailable, 2, 'two of three replicas stay through drains');
+  assert.equal(pdb.spec.maxUnavailable, undefined, 'minAvailable alone');
+  assert.deepEqual(pdb.spec.selector.matchLabels, deployment.spec.selector.matchLabels, 'the PDB selects patchd\'s pods');
+});
+
+test('overlays/replicas: one config for every replica, the queue on Redis with its URL from the Secret; Redis locked down to patchd', async () => {
+  const { objects } = replicas;
+  const pod = one<ReplicasDeployment>(objects, 'Deployment', 'patchd').spec.template.spec;
+  const configMapName = pod.volumes.find((v) => v.name === 'config')?.configMap?.name;
+  assert.ok(configMapName, 'no config volume from a ConfigMap');
+  const text = configText(one(objects, 'ConfigMap', configMapName));
+  const envName = pod.containers.find((c) => c.name === 'patchd')?.envFrom?.[0]?.secretRef?.name;
+  assert.ok(envName, 'patchd has no environment Secret');
+  const env = secretData(one(objects, 'Secret', envName));
+  const config = loadConfig(env, text, 'overlays/replicas patchd.yaml');
+  assert.equal(config.buildkit?.address, 'unix:///run/buildkit/buildkitd.sock', 'buildkit.address is the pod-local socket');
+  assert.equal(env.PATCHD_BUILDKIT_ADDRESS, undefined, 'no shared BuildKit address in the environment');
+  const queue = (config as unknown as { queue?: { redis?: { url: string } } }).queue;
+  assert.ok(env.PATCHD_REDIS_URL, 'the Redis URL (with its password) is in the Secret');
+  assert.equal(queue?.redis?.url, env.PATCHD_REDIS_URL, 'the Secret\'s PATCHD_REDIS_URL is the queue patchd uses');
+  assert.doesNotMatch(text, /redis:\/\/[^@\s]*@/, 'no Redis password in the ConfigMap');
+
+  const redis = one<Deployment & { spec: { selector: { matchLabels: Record<string, string> } } }>(objects, 'Deployment', 'patchd-redis');
+  assert.equal(redis.spec.replicas, 1, 'one Redis');
+  assert.equal(redis.spec.strategy.type, 'Recreate', 'one writer on its volume');
+  const server = redis.spec.template.spec.containers[0]!;
+  const args = server.args?.join(' ') ?? '';
+  assert.match(args, /--maxmemory-policy noeviction/, 'BullMQ needs noeviction');
+  assert.match(args, /--appendonly yes/, 'acknowledged enqueues survive a Redis restart');
+  assert.match(args, /--requirepass \$\(REDIS_PASSWORD\)/, 'Redis wants a password');
+  const passwordRef = (server.env as ({ name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[] | undefined))?.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef;
+  assert.ok(passwordRef, 'the password comes from a Secret');
+  const password = secretData(one(objects, 'Secret', passwordRef.name))[passwordRef.key];
+  assert.ok(password && new URL(env.PATCHD_REDIS_URL).password === password, 'patchd\'s URL carries the password Redis requires');
+  assert.equal(redis.spec.template.spec.volumes.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName, 'patchd-redis-data', 'Redis data on its PVC');
+  one(objects, 'PersistentVolumeClaim', 'patchd-redis-data');
+  const service = one<K8sObject & { spec: { selector: Record<string, string>; ports: { port: number }[] } }>(objects, 'Service', 'patchd-redis');
+  assert.deepEqual(service.spec.selector, redis.spec.selector.matchLabels, 'the Service selects the Redis pod');
+  assert.equal(new URL(env.PATCHD_REDIS_URL).host, `patchd-redis:${service.spec.ports[0]!.port}`, 'patchd\'s URL names the Service and its port');
+
+  type Policy = K8sObject & { spec: { podSelector: { matchLabels: Record<string, string> }; ingress?: { from?: { podSelector?: { matchLabels: Record<string, string> } }[]; ports?: { port: number }[] }[]; egress?: { to?: { podSelector?: { matchLabels: Record<string, string> } }[]; ports?: { port: number }[] }[] } };
+  const patchdLabels = one<ReplicasDeployment>(objects, 'Deployment', 'patchd').spec.selector.matchLabels;
+  const redisPolicy = one<Policy>(objects, 'NetworkPolicy', 'patchd-redis');
+  assert.deepEqual(redisPolicy.spec.ingress, [{ from: [{ podSelector: { matchLabels: patchdLabels } }], ports: [{ port: 6379, protocol: 'TCP' }] }], 'only patchd\'s pods reach Redis');
+  assert.deepEqual(redisPolicy.spec.egress, [], 'Redis reaches nothing');
+  const egress = one<Policy>(objects, 'NetworkPolicy', 'patchd').spec.egress ?? [];
+  assert.ok(egress.some((e) => e.ports?.some((p) => p.port === 6379) && e.to?.some((t) => JSON.stringify(t.podSelector?.matchLabels) === JSON.stringify(redis.spec.selector.matchLabels))), 'patchd may reach Redis');
+
+  // Redis meets Pod Security's restricted level.
+  const restricted = 'patchd-redis-restricted';
+  await kube.createNamespace(restricted, { 'pod-security.kubernetes.io/enforce': 'restricted' });
+  const podJson = JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'redis', namespace: restricted }, spec: redis.spec.template.spec });
+  const admitted = await kube.kubectl(['create', '--dry-run=server', '-f', '-'], { input: podJson, allowFailure: true });
+  assert.equal(admitted.code, 0, `the Redis pod is refused under restricted:\n${admitted.stderr}`);
+});
+
+test('Helm replicaCount=3 with queue.redis.url: the same multi-replica pod as overlays/replicas; more than one replica without Redis is refused', async () => {
+  const redisUrl = 'redis://redis.example.internal:6380';
+  const yaml = await helmTemplate('replicaCount=3', `queue.redis.url=${redisUrl}`);
+  const objects = parseObjects(yaml);
+  const result = await kube.kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], { input: yaml, allowFailure: true });
+  assert.equal(result.code, 0, `helm replicas: kubectl apply --dry-run=server exited ${result.code}:\n${result.stderr}`);
+
+  const deployment = one<ReplicasDeployment>(objects, 'Deployment', 'patchd');
+  assert.equal(deployment.spec.replicas, 3, 'three replicas');
+  assert.equal(deployment.spec.strategy.type, 'RollingUpdate', 'rolling updates');
+  assert.deepEqual(deployment.spec.strategy.rollingUpdate, { maxUnavailable: 1, maxSurge: 0 }, 'one pod replaced at a time');
+  const kustomized = one<ReplicasDeployment>(replicas.objects, 'Deployment', 'patchd').spec.template.spec;
+  const pod = deployment.spec.template.spec;
+  const normalise = (value: unknown) => JSON.parse(JSON.stringify(value).replace(/patchd-(config|env)-[a-z0-9]{10}/g, 'patchd-$1')) as unknown;
+  assert.deepEqual(normalise(pod.affinity), normalise(kustomized.affinity), 'the same anti-affinity as overlays/replicas');
+  assert.deepEqual(normalise(pod.containers), normalise(one<Deployment>(rendered['helm (cert-manager)'].objects, 'Deployment', 'patchd').spec.template.spec.containers),
+    'the same patchd and buildkitd containers as one replica: each pod its own buildkitd');
+  assert.ok(pod.volumes.find((v) => v.name === 'data')?.emptyDir, 'dataDir is an emptyDir');
+  assert.equal(objects.find((o) => o.kind === 'PersistentVolumeClaim'), undefined, 'no PVC');
+  assert.equal(one<K8sObject & { spec: { minAvailable?: number } }>(objects, 'PodDisruptionBudget', 'patchd').spec.minAvailable, 2, 'the PDB keeps two');
+  const egress = (one<K8sObject & { spec: { egress: { ports?: { port: number }[] }[] } }>(objects, 'NetworkPolicy', 'patchd').spec.egress).flatMap((e) => e.ports ?? []).map((p) => p.port);
+  assert.ok(egress.includes(6380), `patchd may reach Redis on the URL's port: ${egress.join(', ')}`);
+  const config = loadConfig({}, configText(one(objects, 'ConfigMap')), 'helm replicas patchd.yaml');
+  assert.equal((config as unknown as { queue?: { redis?: { url: string } } }).queue?.redis?.url, redisUrl, 'patchd.yaml has the Redis queue');
+  assert.equal(config.buildkit?.address, 'unix:///run/buildkit/buildkitd.sock', 'buildkit.address is the pod-local socket');
+
+  const refused = await run(helm, ['template', 'patchd', chart, '--namespace', NS, '--kube-version', kubeVersion, '--set', 'replicaCount=3'], { allowFailure: true });
+  assert.notEqual(refused.code, 0, 'replicaCount=3 on SQLite is rendered');
+  assert.match(refused.stderr, /replicaCount > 1 needs the Redis queue/, `refused for another reason:\n${refused.stderr}`);
 });

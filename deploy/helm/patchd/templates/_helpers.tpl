@@ -78,6 +78,9 @@ true
 {{- $_ := set $config "dataDir" "/var/lib/patchd" -}}
 {{- $_ := set $config "worker" .Values.config.worker -}}
 {{- $_ := set $config "registries" .Values.config.registries -}}
+{{- if .Values.queue.redis.url -}}
+{{- $_ := set $config "queue" (dict "redis" (dict "url" .Values.queue.redis.url)) -}}
+{{- end -}}
 {{- if .Values.admission.enabled -}}
 {{- $a := .Values.admission -}}
 {{- $exempt := deepCopy $a.exempt -}}
