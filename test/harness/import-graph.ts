@@ -8,7 +8,7 @@ import ts from 'typescript';
 
 export type ImportGraph = ReadonlyMap<string, ReadonlySet<string>>;
 
-/** Every `.ts` file under `root` (paths relative to `root`, '/'-separated) with the files it imports. */
+/** Every `.ts` and `.tsx` file under `root` (paths relative to `root`, '/'-separated) with the files it imports. */
 export function readImportGraph(root: string): ImportGraph {
   const files = listTs(root);
   const known = new Set(files);
@@ -18,7 +18,7 @@ export function readImportGraph(root: string): ImportGraph {
     for (const { fileName: spec } of ts.preProcessFile(readFileSync(join(root, file), 'utf8'), true, true).importedFiles) {
       if (!spec.startsWith('.')) continue;
       const base = normalize(join(dirname(file), spec)).split(sep).join('/');
-      const target = [base.replace(/\.js$/, '.ts'), base, `${base}.ts`, `${base}/index.ts`].find((c) => known.has(c));
+      const target = [base.replace(/\.js$/, '.ts'), base.replace(/\.js$/, '.tsx'), base, `${base}.ts`, `${base}/index.ts`].find((c) => known.has(c));
       if (target && target !== file) targets.add(target);
     }
     graph.set(file, targets);
@@ -30,7 +30,7 @@ function listTs(root: string, dir = root): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return listTs(root, path);
-    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [relative(root, path).split(sep).join('/')] : [];
+    return /\.tsx?$/.test(entry.name) && !entry.name.endsWith('.d.ts') ? [relative(root, path).split(sep).join('/')] : [];
   });
 }
 

@@ -49,6 +49,8 @@ test('src/ reads its imports: type-only, re-exports and dynamic imports included
   assert.ok(graph.size > 50, `only ${graph.size} files read under ${src}`);
   assert.ok(graph.get('main.ts')?.has('cli/patch.ts'), 'main.ts imports cli/patch.ts');
   assert.ok(graph.get('pipeline/patch-image.ts')?.has('pipeline/types.ts'), 'a re-export counts as an import');
+  assert.ok(graph.get('app/app.ts')?.has('app/dashboard/routes.tsx'), 'a .tsx module (hono/jsx pages) is read and its `.js` import resolved');
+  assert.ok(graph.get('app/dashboard/routes.tsx')?.has('queue/types.ts'), 'and a .tsx module\'s own imports are read');
 });
 
 test('no file in src/ imports a file that imports it back', () => {
