@@ -14,7 +14,9 @@
 // endoflife.date lookup goes to a loopback stand-in (--eol-api-url).
 // Prints medians, ratios copa/patchd, patch-layer sizes, the packages each
 // tool upgraded (read back from each result's dpkg status) and where patchd's
-// time goes. Asserts nothing. Environment: COPA_BENCH_RUNS (default 3).
+// time goes (patchd patch from its --progress events, patchd serve from the
+// stage times its job records). Asserts nothing. Environment: COPA_BENCH_RUNS
+// (default 3); COPA_BENCH_COPA=0 times patchd alone (while working on it: no ratios).
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -27,6 +29,7 @@ import { run, tmpDir } from '../test/harness/tools.js';
 
 const repoRoot = new URL('..', import.meta.url).pathname;
 const runs = Number(process.env.COPA_BENCH_RUNS ?? 3);
+const withCopa = process.env.COPA_BENCH_COPA !== '0';
 const benchStarted = Date.now();
 const log = (text: string) => console.log(`[${((Date.now() - benchStarted) / 1000).toFixed(0).padStart(4)}s] ${text}`);
 
@@ -213,7 +216,7 @@ try {
 
   // ---- cold: a fresh buildkitd (empty state) per run; patchd with an empty cache dir; a repository of its own per run.
   for (let i = 1; i <= runs; i++) {
-    {
+    if (withCopa) {
       const repository = `cold/copa-${i}`;
       const tag = await pushTarget(repository, false);
       const bk = await startBuildkitd();
@@ -249,7 +252,7 @@ try {
   const bk = await startBuildkitd();
   daemons.push(bk);
   const warmCache = join(scratch.path, 'steady-cache');
-  await runCopa(bk, 'steady/app', await pushTarget('steady/app', true));
+  if (withCopa) await runCopa(bk, 'steady/app', await pushTarget('steady/app', true));
   await runPatchd(bk, warmCache, 'steady/app', await pushTarget('steady/app', true));
   const serveDir = join(scratch.path, 'serve');
   await mkdir(serveDir);
@@ -268,7 +271,7 @@ try {
   });
   let serveLog = '';
   serve.child.stderr?.on('data', (c: Buffer) => { serveLog += c.toString(); });
-  const serveOnce = async (repository: string, tag: string): Promise<{ seconds: number; lines: string[] }> => {
+  const serveOnce = async (repository: string, tag: string): Promise<{ seconds: number; lines: string[]; stages: { stage: string; seconds: number }[] }> => {
     const manifest = await fetch(`${registry.url}/v2/${repository}/manifests/${tag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
     const digest = manifest.headers.get('docker-content-digest')!;
     const body = JSON.stringify({ events: [{ id: `bench-${tag}`, timestamp: new Date().toISOString(), action: 'push', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1, length: 1, repository, tag }, request: { id: 'r', host: registry.host, method: 'PUT', useragent: 'bench' }, actor: {}, source: { addr: registry.host, instanceID: 'i' } }] });
@@ -277,6 +280,7 @@ try {
     const startedAt = Date.now();
     const answer = await fetch(`${serve!.url}/webhooks/distribution`, { method: 'POST', body, headers: { 'content-type': 'application/vnd.docker.distribution.events.v2+json', authorization: 'Bearer s3cret' } });
     if (answer.status !== 202) throw new Error(`webhook answered ${answer.status}: ${await answer.text()}`);
+    const jobId = ((await answer.json()) as { jobs: { id: string }[] }).jobs[0]!.id;
     for (;;) {
       const head = await fetch(`${registry.url}/v2/${repository}/manifests/${tag}-patched`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json,application/vnd.docker.distribution.manifest.v2+json' } });
       if (head.status === 200) break;
@@ -284,20 +288,30 @@ try {
       await new Promise((r) => setTimeout(r, 20));
     }
     const seconds = (performance.now() - started) / 1000;
+    // The job goes on after the tag (signature, VEX and SBOM referrers): its stage times once it has finished.
+    let stages: { stage: string; seconds: number }[] = [];
+    for (let waited = 0; waited < 120_000; waited += 50) {
+      const job = (await (await fetch(`${serve!.url}/jobs/${jobId}`)).json()) as { status: string; result?: { stages?: typeof stages } };
+      if (job.status !== 'queued' && job.status !== 'running') { stages = job.result?.stages ?? []; break; }
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const lines = serveLog.slice(logFrom).split('\n').filter((l) => l.startsWith('{')).map((l) => {
       try {
         const e = JSON.parse(l) as { time?: number; msg?: string };
         return `+${(((e.time ?? startedAt) - startedAt) / 1000).toFixed(3)} s  ${e.msg ?? l.slice(0, 100)}`;
       } catch { return l.slice(0, 120); }
     });
-    return { seconds, lines };
+    return { seconds, lines, stages };
   };
   await serveOnce('steady/app', await pushTarget('steady/app', true)); // the service's own warm-up (first job)
   let serveLines: string[] = [];
+  const serveStages: Map<string, number>[] = [];
   for (let i = 1; i <= runs; i++) {
-    const copaTimed = await runCopa(bk, 'steady/app', await pushTarget('steady/app', true));
-    steadyCopa.push(copaTimed.seconds);
-    log(`steady copa         #${i}: ${fmt(copaTimed.seconds)}`);
+    if (withCopa) {
+      const copaTimed = await runCopa(bk, 'steady/app', await pushTarget('steady/app', true));
+      steadyCopa.push(copaTimed.seconds);
+      log(`steady copa         #${i}: ${fmt(copaTimed.seconds)}`);
+    }
     const tag = await pushTarget('steady/app', true);
     const { timed, stages } = await runPatchd(bk, warmCache, 'steady/app', tag);
     steadyPatchd.push(timed.seconds);
@@ -307,12 +321,13 @@ try {
     const served = await serveOnce('steady/app', serveTag);
     steadyServe.push(served.seconds);
     serveLines = served.lines;
+    serveStages.push(new Map(served.stages.map((s) => [s.stage, s.seconds])));
     log(`steady patchd serve #${i}: ${fmt(served.seconds)} (webhook POST to ${serveTag}-patched answering HEAD)`);
     if (i === runs) results.serve = await inspectResult(registry, 'steady/app', serveTag, base, scratch.path);
   }
 
   // ---- report
-  const c = (xs: number[]) => median(xs);
+  const c = (xs: number[]) => (xs.length ? median(xs) : Number.NaN);
   console.log('');
   console.log(`${copaVersion} vs patchd, bookworm fixture (${base.size} packages), ${runs} runs each, medians; one registry, one buildkitd build, loopback`);
   console.log(`                              copa        patchd      copa/patchd`);
@@ -338,7 +353,9 @@ try {
     console.log(`  ${kind}:`);
     for (const k of keys) console.log(`    ${k.padEnd(40)} ${median(of.map((s) => s.stages.get(k) ?? 0)).toFixed(2).padStart(6)} s`);
   }
-  console.log(`where patchd serve's time goes (last steady run; log lines, offsets from the webhook POST; the tag answered at +${steadyServe.at(-1)!.toFixed(3)} s):`);
+  console.log('where patchd serve\'s time goes (seconds per stage, from the job\'s recorded stage times; median over runs; publish includes the signature and referrers pushed after the tag):');
+  for (const k of [...new Set(serveStages.flatMap((m) => [...m.keys()]))]) console.log(`    ${k.padEnd(40)} ${median(serveStages.map((m) => m.get(k) ?? 0)).toFixed(2).padStart(6)} s`);
+  console.log(`patchd serve's log (last steady run; offsets from the webhook POST; the tag answered at +${steadyServe.at(-1)!.toFixed(3)} s):`);
   for (const l of serveLines) console.log(`    ${l}`);
   console.log(`Copa's tooling image as its BuildKit output names it (source policy ${local}): ${copaTooling.join(' ') || '(not named)'}`);
   console.log('Copa\'s BuildKit steps (cold run #1, --progress plain, DONE times):');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { Logger } from '../lib/log.js';
@@ -69,9 +70,55 @@ export class ImageFilesystem {
   }
 
   static async load(layers: readonly Layer[], options: LoadOptions = {}): Promise<ImageFilesystem> {
-    const fs = new ImageFilesystem(layers, options);
-    for (const [index, layer] of layers.entries()) await fs.applyLayer(index, layer);
+    const fs = ImageFilesystem.resume(layers, options);
+    while (fs.applied < layers.length) await fs.applyNext();
     return fs;
+  }
+
+  /**
+   * A view of `layers` not yet read (`applyNext` reads them in order), or
+   * one that starts from the state the same first layers left (`snapshot`),
+   * read with the same options.
+   */
+  static resume(layers: readonly Layer[], options: LoadOptions = {}, from?: FsSnapshot): ImageFilesystem {
+    const fs = new ImageFilesystem(layers, options);
+    if (from) {
+      if (from.layers > layers.length) throw new ImageError('LAYER_INVALID', `a snapshot of ${from.layers} layers cannot start a view of ${layers.length}`);
+      fs.restore(from);
+    }
+    return fs;
+  }
+
+  /** Layers read so far. */
+  get applied(): number {
+    return this.appliedLayers;
+  }
+
+  private appliedLayers = 0;
+
+  async applyNext(): Promise<void> {
+    const index = this.appliedLayers;
+    const layer = this.layers[index];
+    if (!layer) throw new ImageError('LAYER_INVALID', `no layer ${index} to read`);
+    await this.applyLayer(index, layer);
+    this.appliedLayers++;
+  }
+
+  /** The state after the layers read so far: a copy that later layers do not change. */
+  snapshot(): FsSnapshot {
+    return {
+      layers: this.appliedLayers,
+      nodes: new Map(this.nodes),
+      children: new Map([...this.children].map(([dir, names]) => [dir, new Set(names)])),
+      captured: new Map(this.captured),
+    };
+  }
+
+  private restore(from: FsSnapshot): void {
+    this.appliedLayers = from.layers;
+    for (const [path, entry] of from.nodes) this.nodes.set(path, entry);
+    for (const [dir, names] of from.children) this.children.set(dir, new Set(names));
+    for (const [path, bytes] of from.captured) this.captured.set(path, bytes);
   }
 
   private async applyLayer(index: number, layer: Layer): Promise<void> {
@@ -237,9 +284,59 @@ export class ImageFilesystem {
     return this.nodes.get(path);
   }
 
+  /**
+   * What `query` answers on this view, as a short string: equal strings mean
+   * equal answers, so a result computed from a set of queries can be reused
+   * for another image that answers them all the same (see recordReads). File
+   * content stands as its hash when captured, else as the layer digest and
+   * path it is read from; mtimes are left out (no reader of this view uses them).
+   */
+  fingerprint(query: FsQuery): string {
+    try {
+      switch (query.op) {
+        case 'lstat': return metaOf(this.lstat(query.path));
+        case 'stat': return `${this.realpath(query.path) ?? '-'}|${metaOf(this.stat(query.path))}`;
+        case 'entryAt': return metaOf(this.entryAt(query.path));
+        case 'realpath': return this.realpath(query.path) ?? '-';
+        case 'readdir': return this.readdir(query.path).join('/');
+        case 'readFile': return this.contentIdentity(this.realpath(query.path));
+        case 'entries': return createHash('sha256').update(this.entries().map((e) => `${e.path}\0${metaOf(e)}\0${this.contentIdentity(e.path)}`).join('\n')).digest('hex');
+      }
+    } catch (error) {
+      return `error:${(error as { code?: string }).code ?? (error as Error).message}`;
+    }
+  }
+
+  private contentIdentity(real: string | undefined): string {
+    const node = real === undefined ? undefined : this.nodes.get(real);
+    if (!node || (node.type !== 'file' && node.type !== 'hardlink')) return '-';
+    const captured = this.captured.get(real!);
+    if (captured) return `${metaOf(node)}|sha256:${createHash('sha256').update(captured).digest('hex')}`;
+    const source = node.type === 'hardlink' && node.linkname !== undefined ? node.linkname : real!;
+    return `${metaOf(node)}|${this.layers[node.layerIndex]?.digest ?? '?'}:${source}`;
+  }
+
   entries(): FsEntry[] {
     return [...this.nodes.values()].filter((e) => e.path !== '').sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
+}
+
+/** The merged view after an image's first `layers` layers (entries, directory listings, captured files). */
+export interface FsSnapshot {
+  readonly layers: number;
+  readonly nodes: ReadonlyMap<string, FsEntry>;
+  readonly children: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly captured: ReadonlyMap<string, Buffer>;
+}
+
+/** A read of the merged view, as recordReads keeps it. */
+export interface FsQuery {
+  readonly op: 'lstat' | 'stat' | 'entryAt' | 'realpath' | 'readdir' | 'readFile' | 'entries';
+  readonly path: string;
+}
+
+function metaOf(entry: FsEntry | undefined): string {
+  return entry ? `${entry.path} ${entry.type} ${entry.mode.toString(8)} ${entry.uid}:${entry.gid} ${entry.size}${entry.linkname !== undefined ? ` -> ${entry.linkname}` : ''}` : '-';
 }
 
 function join(dir: string, name: string): string {

@@ -65,6 +65,12 @@ interface Staged extends StagedEntry {
 const inMemoryLimit = 1 << 20;
 const defaultMemoryBudget = 256 * 2 ** 20;
 
+/**
+ * gzip -1: on the bookworm fixture's patch (31 MB of tar) level 1 writes 13.0 MB in a quarter of level 6's
+ * time (11.9 MB): the layer is written on every patch, and a tenth more bytes costs a pull less than that.
+ */
+const defaultGzipLevel = 1;
+
 /** zstd's own default level (the zstd CLI's): about gzip -6's time for smaller layers. */
 const defaultZstdLevel = 3;
 
@@ -80,7 +86,7 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
   if (compression !== 'gzip' && compression !== 'zstd') throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `patch layers are written gzip or zstd compressed, not as ${mediaType}`);
   const compressor = () => compression === 'zstd'
     ? createZstdCompress({ params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? defaultZstdLevel, [zlib.ZSTD_c_checksumFlag]: 1 } })
-    : createGzip({ level: options.gzipLevel ?? 6 });
+    : createGzip({ level: options.gzipLevel ?? defaultGzipLevel });
   let workDir: Promise<string> | undefined;
   let spoolCount = 0;
   const dir = () => (workDir ??= mkdtemp(join(options.tmpDir, 'layer-')));

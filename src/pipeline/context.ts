@@ -4,6 +4,7 @@ import { DebError } from '../distro/deb/errors.js';
 import { codedError, type ErrorCodes } from '../lib/errors.js';
 import { ImageFilesystem } from '../image/filesystem.js';
 import type { Layer } from '../image/layer.js';
+import type { RecordedRead } from '../image/read-record.js';
 import { appendLayer, withAnnotations, withConfigCreated, type Image } from '../image/mutate.js';
 import type { Logger } from '../lib/log.js';
 import { formatReference, type Reference } from '../oci/reference.js';
@@ -43,7 +44,10 @@ export interface PlatformContext {
   readonly image: Image;
   readonly platform: string;
   readonly workDir: string;
+  /** The merged view; reads through it are recorded (a reused patch layer must answer them the same: patch-layer-cache.ts). */
   readonly fs: ImageFilesystem;
+  /** The reads of `fs` so far, with their answers. */
+  readonly reads: () => readonly RecordedRead[];
   readonly inventory: Inventory;
   readonly findings: readonly Finding[];
   readonly advisories: AdvisorySources;

@@ -5,13 +5,14 @@ import { DebError } from '../distro/deb/errors.js';
 import { executeDebPlan } from '../executors/deb/executor.js';
 import { mirroredSourcesFile, readAptSources, type AptRepositories } from '../distro/deb/repository/index.js';
 import type { Layer } from '../image/layer.js';
-import { createLayerBuilder } from '../image/layer-builder.js';
+import { createLayerBuilder, type WrittenLayer } from '../image/layer-builder.js';
 import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
 import { debUpgradeRequest } from '../plan/os-request.js';
 import type { PatchPlan, PlannedPackage } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';
 import { buildkitRun, PipelineError, verifyInstalled, type PlatformContext, type PlatformResult } from './context.js';
 import { patchLayerMediaType } from './layer-media-type.js';
+import { debPatchLayerKey, patchLayerCache } from './patch-layer-cache.js';
 
 /**
  * Debian-family images with apt sources: the apt-get upgrade plan, built
@@ -19,7 +20,7 @@ import { patchLayerMediaType } from './layer-media-type.js';
  * scripts must run (then the whole plan, as one apt transaction).
  */
 export async function patchDebianPlatform(ctx: PlatformContext, { db, users, repositories }: { db: DpkgDatabase; users: UserDatabase; repositories: AptRepositories }): Promise<PlatformResult> {
-  const { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, libraryPlan } = ctx;
+  const { deps, options, ref, manifest, image, platform, workDir, fs, reads, inventory, findings, advisories, scanned, libraryPlan } = ctx;
   const { logger } = deps;
   const osPackage = inventory.packages.find((p) => p.class === 'os');
   const request = debUpgradeRequest(osPackage && hasAdvisoryData(osPackage, inventory.os, advisories) ? findings : 'all');
@@ -44,7 +45,16 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
     );
     return { layer, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'buildkit' };
   };
+  const layerCache = patchLayerCache({ cacheDir: deps.cacheDir, logger });
   const viaInProcess = async (ignoreErrors: boolean): Promise<Built | undefined> => {
+    const key = await debPatchLayerKey({ packages: plan.packages, mediaType, ignoreErrors });
+    const kept = await layerCache.find(key, fs);
+    if (kept) {
+      // The same plan on a base that reads the same: the layer an earlier build made and verified.
+      logger.info({ platform, layer: kept.digest }, 'reusing the patch layer built for the same plan on the same base');
+      options.onProgress?.({ stage: 'build', detail: `reused ${kept.digest}` });
+      return { layer: kept, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'inprocess', reused: true };
+    }
     const builder = createLayerBuilder({ tmpDir: workDir, mediaType });
     try {
       const result = await executeDebPlan({
@@ -57,7 +67,9 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
           ? { applied: [], failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess' }
           : undefined;
       }
-      return { layer: await builder.write(), applied: result.applied, failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess' };
+      const layer = await builder.write();
+      const keep = result.failed.length === 0 ? { key, written: layer } : undefined;
+      return { layer, applied: result.applied, failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess', ...(keep ? { keep } : {}) };
     } catch (error) {
       await builder.dispose();
       if (error instanceof DebError && error.code === 'SCRIPTS_REQUIRED' && !deps.buildkit) {
@@ -84,8 +96,11 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
   }
   const layer = built.layer;
 
-  options.onProgress?.({ stage: 'verify', detail: platform });
-  await verifyInstalled(layer, built.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
+  if (!built.reused) {
+    options.onProgress?.({ stage: 'verify', detail: platform });
+    await verifyInstalled(layer, built.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
+  }
+  if (built.keep) await layerCache.keep(built.keep.key, reads(), built.keep.written);
 
   return {
     outcome: { platform, ...scanned, plan, failed },
@@ -100,4 +115,8 @@ interface Built {
   readonly failed: readonly { readonly pkg: PlannedPackage; readonly error: Error }[];
   readonly bytesDownloaded: number;
   readonly executor: 'inprocess' | 'buildkit';
+  /** Taken from the patch layer cache (verified when it was built). */
+  readonly reused?: boolean;
+  /** A clean in-process build: kept for reuse once verified. */
+  readonly keep?: { readonly key: string; readonly written: WrittenLayer };
 }

@@ -6,6 +6,7 @@ import { attachReferrer, type AttachedArtifact } from '../publish/referrers.js';
 import { cycloneDxBom } from '../scan/cyclonedx.js';
 import { ociPurl } from '../publish/openvex.js';
 import { scanLayers } from '../scan/scan.js';
+import { scanCacheFor } from '../scan/scan-cache.js';
 import type { PatchDependencies, PatchEvidence, PatchOptions, PatchOutcome } from './types.js';
 
 /**
@@ -45,7 +46,7 @@ export async function publishEvidence(deps: PatchDependencies, options: PatchOpt
     for (const platform of pushed.platforms) {
       if (!built.has(platform.ref.digest!)) continue;
       const { manifest, image } = await platform.load();
-      const { inventory } = await scanLayers(image.layers, { tmpDir: deps.tmpDir, logger });
+      const { inventory } = await scanLayers(image.layers, { tmpDir: deps.tmpDir, logger, cache: { store: scanCacheFor(deps.cacheDir, logger) } });
       const bom = cycloneDxBom({ name: formatReference(target), digest: manifest.digest, purl: ociPurl(repo, manifest.digest, platform.platform) }, [{ platform: platform.platform, digest: manifest.digest, inventory }], { now });
       const attached = await attachReferrer({
         client, repo, subject: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length },

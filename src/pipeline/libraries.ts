@@ -6,6 +6,7 @@ import { PatchdError } from '../lib/errors.js';
 import { defaultLibraryIndexUrls, type PackageIndexes } from '../plan/library-index.js';
 import type { PlannedLibrary } from '../plan/types.js';
 import { scanLayers } from '../scan/scan.js';
+import { scanCacheFor } from '../scan/scan-cache.js';
 import { buildkitRun, PipelineError, type PatchLayer, type PlatformContext, type PlatformResult } from './context.js';
 import { patchLayerMediaType } from './layer-media-type.js';
 import { libraryExecutors } from './library-executors.js';
@@ -104,7 +105,7 @@ const publicIndexes: PackageIndexes = {
  * nowhere else at another version there; no other library changed versions.
  */
 async function verifyLibraries(ctx: PlatformContext, layer: Parameters<typeof mergeLayerInto>[1], applied: readonly PlannedLibrary[]): Promise<void> {
-  const { inventory: after } = await scanLayers([...ctx.image.layers, layer], { tmpDir: ctx.workDir, logger: ctx.deps.logger });
+  const { inventory: after } = await scanLayers([...ctx.image.layers, layer], { tmpDir: ctx.workDir, logger: ctx.deps.logger, cache: { store: scanCacheFor(ctx.deps.cacheDir, ctx.deps.logger) } });
   const place = (p: { ecosystem: string; name: string; location?: string }) => `${p.ecosystem}\0${p.name.toLowerCase()}\0${p.location ?? ''}`;
   const expected = new Map(applied.map((l) => [place(l), l]));
   for (const library of applied) {

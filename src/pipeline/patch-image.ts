@@ -5,6 +5,7 @@ import { DpkgDatabase, readUserDatabase } from '../distro/deb/dpkg-database.js';
 import type { Image } from '../image/mutate.js';
 import { resolveImage, type PlatformTarget, type ResolvedImage } from '../image/resolve.js';
 import type { ImageIndex } from '../image/types.js';
+import { recordReads } from '../image/read-record.js';
 import type { RegistryClient } from '../oci/client.js';
 import { formatReference, withDigest, type Reference } from '../oci/reference.js';
 import { planGoToolchains } from '../plan/go-toolchain.js';
@@ -24,6 +25,7 @@ import { patchRpmPlatform } from './rpm.js';
 import { pushImage } from '../publish/push.js';
 import { patchedTarget, publishTags } from '../publish/tags.js';
 import { collectFindings, scanLayers } from '../scan/scan.js';
+import { scanCacheFor } from '../scan/scan-cache.js';
 
 export { PipelineError };
 export { patchOrigin, previousPatch, resolveOriginal } from './lineage.js';
@@ -206,7 +208,12 @@ async function patchPlatform(
   options.onProgress?.({ stage: 'scan', detail: platform });
   const pkgTypes = options.pkgTypes ?? { os: true, library: false };
   const capture = (p: string) => capturedPaths.test(p) || (pkgTypes.library && capturedLibraryPaths.test(p));
-  const { fs, inventory } = await scanLayers(image.layers, { capture, maxCaptureBytes: 4 * 2 ** 20, logger, tmpDir: workDir });
+  const scan = await scanLayers(image.layers, {
+    capture, maxCaptureBytes: 4 * 2 ** 20, logger, tmpDir: workDir,
+    cache: { store: scanCacheFor(deps.cacheDir, logger), capture: pkgTypes.library ? 'os+library' : 'os' },
+  });
+  const { fs, reads } = recordReads(scan.fs);
+  const { inventory } = scan;
   const advisories = options.advisories ?? {};
   const findings = collectFindings(inventory, advisories);
   const scanned = { findings, inventory: { ...(inventory.os ? { os: inventory.os } : {}), warnings: inventory.warnings, packages: inventory.packages.length } };
@@ -221,7 +228,7 @@ async function patchPlatform(
   }
   const libraryPlan = { libraries: libraries.upgrades, skipped: libraries.skipped };
   const emptyPlan: PatchPlan = { packages: [], heldBack: [], unavailable: [], ...libraryPlan };
-  const ctx: PlatformContext = { deps, options, ref, manifest, image, platform, workDir, fs, inventory, findings, advisories, scanned, emptyPlan, libraryPlan };
+  const ctx: PlatformContext = { deps, options, ref, manifest, image, platform, workDir, fs, reads, inventory, findings, advisories, scanned, emptyPlan, libraryPlan };
   const os = pkgTypes.os ? await patchOsPackages(ctx) : { outcome: { platform, ...scanned, plan: emptyPlan, skipped: 'OS packages not selected (--pkg-types)', failed: [] }, bytesDownloaded: 0 };
   const combined = libraries.upgrades.length > 0 && !options.dryRun ? await patchLibraries(ctx, os) : os;
   if (!combined.patch) return { outcome: combined.outcome, bytesDownloaded: combined.bytesDownloaded };

@@ -8,6 +8,7 @@ import { formatReference, type Reference } from '../oci/reference.js';
 import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
 import type { ScanResult } from '../scan/format.js';
 import { collectFindings, hasAdvisoryData, scanLayers, type AdvisorySources } from '../scan/scan.js';
+import { scanCacheFor } from '../scan/scan-cache.js';
 import type { Finding } from '../scan/types.js';
 import type { PackageMirrors } from './types.js';
 
@@ -28,7 +29,10 @@ export async function scanImage(
   for (const target of resolved.platforms) {
     const { manifest, image } = await target.load();
     const platform = target.platform;
-    const { fs, inventory } = await scanLayers(image.layers, { capture: (p) => options.updates && aptFiles.test(p), maxCaptureBytes: 4 * 2 ** 20, logger: deps.logger, tmpDir: deps.tmpDir });
+    const { fs, inventory } = await scanLayers(image.layers, {
+      capture: (p) => options.updates && aptFiles.test(p), maxCaptureBytes: 4 * 2 ** 20, logger: deps.logger, tmpDir: deps.tmpDir,
+      cache: { store: scanCacheFor(deps.cacheDir, deps.logger), ...(options.updates ? { capture: 'apt' } : {}) },
+    });
     const findings: Finding[] = collectFindings(inventory, options.advisories);
     const osPackage = inventory.packages.find((p) => p.class === 'os' && p.ecosystem === 'debian');
     if (options.updates && osPackage && !hasAdvisoryData(osPackage, inventory.os, options.advisories)) {

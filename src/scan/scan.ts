@@ -7,6 +7,7 @@ import { findingsFromHarborReport } from './sources/harbor.js';
 import type { OsvDatabase } from './sources/osv.js';
 import { findingsFromTrivyReport } from './sources/trivy.js';
 import type { Finding } from './types.js';
+import type { ScanCache } from './scan-cache.js';
 
 /** Where findings come from: a report the user or registry has, else OSV advisories. */
 export interface AdvisorySources {
@@ -14,11 +15,28 @@ export interface AdvisorySources {
   readonly report?: { readonly kind: 'trivy' | 'harbor'; readonly json: unknown };
 }
 
-/** One streaming pass over the layers: the merged view (with `capture`d files) and the inventory. */
-export async function scanLayers(layers: readonly Layer[], options: LoadOptions & { tmpDir?: string } = {}): Promise<{ fs: ImageFilesystem; inventory: Inventory }> {
-  const collector = new InventoryCollector(options.tmpDir ? { tmpDir: options.tmpDir } : {});
+/**
+ * One streaming pass over the layers: the merged view (with `capture`d files)
+ * and the inventory. With a cache, it starts from the longest prefix of the
+ * layers read before (same digests, same capture) and keeps what it reads:
+ * the image without its top layer, and the whole image.
+ */
+export async function scanLayers(
+  layers: readonly Layer[],
+  options: LoadOptions & { tmpDir?: string; cache?: { readonly store: ScanCache; readonly capture?: string } } = {},
+): Promise<{ fs: ImageFilesystem; inventory: Inventory }> {
+  // Custom limits (a test's, a stricter policy's) are always checked against the layers themselves.
+  const cache = options.limits ? undefined : options.cache;
+  const capture = cache?.capture === undefined ? undefined : `${cache.capture}-${options.maxCaptureBytes ?? 'default'}`;
+  const start = await cache?.store.longestPrefix(layers, capture);
+  const collector = new InventoryCollector(options.tmpDir ? { tmpDir: options.tmpDir } : {}, start?.inventory);
   try {
-    const fs = await ImageFilesystem.load(layers, { ...options, inspector: collector });
+    const fs = ImageFilesystem.resume(layers, { ...options, inspector: collector }, start?.fs);
+    while (fs.applied < layers.length) {
+      await fs.applyNext();
+      const inventory = cache && fs.applied >= layers.length - 1 ? collector.snapshot() : undefined;
+      if (inventory) await cache!.store.keep(layers, fs.applied, { fs: fs.snapshot(), inventory, capture });
+    }
     return { fs, inventory: await collector.finish(fs) };
   } finally {
     await collector.dispose();

@@ -50,14 +50,14 @@ async function readMembers(reader: ByteReader, onData: DataConsumer | undefined)
     if (name.startsWith('control.tar')) {
       if (size > maxControlBytes) throw new DebError('DEB_INVALID', `control member too large (${size} bytes)`);
       const raw = await reader.read(size);
-      control = await readControlTar(decompress(name, bufferStream(raw))).catch((error: unknown) => { throw asDebError(name, error); });
+      control = await readControlTar(decompress(name, bufferStream(raw), size)).catch((error: unknown) => { throw asDebError(name, error); });
     } else if (name.startsWith('data.tar') && !onData) {
       await reader.skip(size);
       sawData = true;
     } else if (name.startsWith('data.tar') && onData) {
       if (!control) throw new DebError('DEB_INVALID', 'data.tar comes before control.tar');
       const body = new PassThrough({ highWaterMark: 1 << 20 });
-      const consumer = onData(decompress(name, body), control);
+      const consumer = onData(decompress(name, body, size), control);
       // Surface consumer failures immediately instead of blocking on backpressure.
       let consumerError: unknown;
       consumer.catch((error) => { consumerError = error; body.destroy(); });
@@ -88,8 +88,8 @@ function asDebError(member: string, error: unknown): unknown {
 }
 
 /** The member's tar stream, joined to `input` both ways (xz through its web stream): a failure of either, or destroying the result, destroys both. */
-function decompress(member: string, input: Readable): Readable {
-  if (member.endsWith('.xz')) return xzDecompress(input);
+function decompress(member: string, input: Readable, size: number): Readable {
+  if (member.endsWith('.xz')) return xzDecompress(input, size);
   if (member.endsWith('.gz')) return pipeline(input, createGunzip(), () => { /* failures surface on the returned stream */ });
   if (member === 'control.tar' || member === 'data.tar') return input;
   throw new DebError('DEB_UNSUPPORTED', `unsupported compression for ${member} (supported: xz, gzip, none)`);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, rename, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { evictLeastRecentlyUsed } from '../../lib/cache-dir.js';
 import { verifyingStream } from '../../oci/verify.js';
 import type { AptRepositories, PackageCandidate } from '../../distro/deb/repository/index.js';
 import { AptError } from '../../distro/deb/repository/index.js';
@@ -35,19 +36,6 @@ export async function fetchDeb(args: { repositories: AptRepositories; candidate:
   } finally {
     await rm(partial, { force: true });
   }
-  await evict(dir, args.maxBytes ?? 2 * 2 ** 30);
+  await evictLeastRecentlyUsed(dir, args.maxBytes ?? 2 * 2 ** 30, (name) => name.endsWith('.deb'));
   return path;
-}
-
-async function evict(dir: string, maxBytes: number): Promise<void> {
-  const files = await Promise.all((await readdir(dir)).filter((n) => n.endsWith('.deb')).map(async (name) => {
-    const s = await stat(join(dir, name)).catch(() => undefined);
-    return s ? { path: join(dir, name), size: s.size, used: s.mtimeMs } : undefined;
-  }));
-  let total = files.reduce((sum, f) => sum + (f?.size ?? 0), 0);
-  for (const f of files.filter((x): x is NonNullable<typeof x> => x !== undefined).sort((a, b) => a.used - b.used)) {
-    if (total <= maxBytes) break;
-    await rm(f.path, { force: true });
-    total -= f.size;
-  }
 }

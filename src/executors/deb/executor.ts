@@ -74,7 +74,7 @@ export async function executeDebPlan(args: {
 
   try {
     // Phase 1, for all packages at once: download, verify, read control, vet scripts.
-    const prepared = await mapLimit(plan.packages, 4, async (planned) => {
+    const prepared = await mapLimit(plan.packages, 8, async (planned) => {
       const installed = db.get(planned.name, planned.architecture);
       if (!installed) throw new DebError('DPKG_DATABASE_INVALID', `${planned.name} is not installed`);
       args.onProgress?.({ phase: 'download', pkg: planned.name });

@@ -51,6 +51,14 @@ function kindOf(entry: FsEntry): Kind | undefined {
 
 interface Found<T> { readonly layerIndex: number; readonly value: T }
 
+/** What an InventoryCollector read from an image's first layers (see snapshot). */
+export interface CollectorSnapshot {
+  readonly records: ReadonlyMap<string, Found<PackageRecord[]>>;
+  readonly osRelease: ReadonlyMap<string, Found<OsInfo>>;
+  readonly manifests: ReadonlyMap<string, Found<NodeAppManifest>>;
+  readonly warnings: readonly string[];
+}
+
 /**
  * Reads package records while the image's layers stream past (an
  * ImageFilesystem inspector), then keeps only the records whose file is
@@ -63,7 +71,23 @@ export class InventoryCollector implements FileInspector {
   private readonly manifests = new Map<string, Found<NodeAppManifest>>();
   private readonly warnings: string[] = [];
 
-  constructor(private readonly options: { tmpDir?: string } = {}) {}
+  constructor(private readonly options: { tmpDir?: string } = {}, from?: CollectorSnapshot) {
+    if (!from) return;
+    for (const [path, found] of from.records) this.records.set(path, found);
+    for (const [path, found] of from.osRelease) this.osRelease.set(path, found);
+    for (const [path, found] of from.manifests) this.manifests.set(path, found);
+    this.warnings.push(...from.warnings);
+  }
+
+  /**
+   * What the layers so far contributed, to start another collector from
+   * (records are never changed once read, so the maps are copied shallowly).
+   * None while an rpm database waits in a spool file of this collector's own.
+   */
+  snapshot(): CollectorSnapshot | undefined {
+    if (this.spooled.size > 0) return undefined;
+    return { records: new Map(this.records), osRelease: new Map(this.osRelease), manifests: new Map(this.manifests), warnings: [...this.warnings] };
+  }
 
   wants(entry: FsEntry): boolean {
     const kind = kindOf(entry);

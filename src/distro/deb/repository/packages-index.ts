@@ -34,7 +34,9 @@ export async function loadPackagesIndex(args: {
 }): Promise<IndexRecord[] | undefined> {
   const { release, component, architecture } = args;
   const dir = `${component}/binary-${architecture}`;
-  const file = ['Packages.xz', 'Packages.gz', 'Packages'].map((n) => release.files.get(`${dir}/${n}`)).find(Boolean);
+  // gzip first: zlib is native, xz here is WebAssembly; measured on bookworm main (50 MB of Packages), .gz
+  // decompresses in about a fifth of the time and its extra 3.3 MB on the wire cost less than that.
+  const file = ['Packages.gz', 'Packages.xz', 'Packages'].map((n) => release.files.get(`${dir}/${n}`)).find(Boolean);
   if (!file) return undefined;
   // Keyed by the hash the verified InRelease lists: whichever mirror served it, the content is the same.
   const cachePath = join(args.cacheDir, 'packages', `${file.sha256}.tsv`);
