@@ -14,6 +14,7 @@ import { httpLibraryIndex } from '../plan/library-index.js';
 import { loadSigner, signingPassword } from '../publish/signing-key.js';
 import { startContinuous } from '../continuous/continuous.js';
 import { openSqliteQueue } from '../queue/sqlite.js';
+import { openRedisQueue } from '../queue/redis.js';
 import { connectRegistries, startWorker } from '../worker.js';
 import { closeWithin, logLevel, type CliContext } from './context.js';
 import { loadAdvisories } from './report.js';
@@ -43,7 +44,12 @@ export async function serveCommand(argv: readonly string[], ctx: CliContext): Pr
   if (signer && config.signing) logger.info({ keyFile: config.signing.keyFile }, 'signing patched images (cosign format)');
 
   const dataDir = resolve(config.dataDir);
-  const queue = openSqliteQueue(join(dataDir, 'queue.sqlite'));
+  // SQLite in dataDir by default; Redis (BullMQ) when replicas share the queue. The URL (it may hold a password) is never logged.
+  const redisQueue = config.queue.redis;
+  const queue = redisQueue
+    ? await openRedisQueue({ url: redisQueue.url, prefix: redisQueue.prefix, lockMs: redisQueue.lockSeconds * 1000, maxAttempts: config.worker.maxAttempts })
+    : openSqliteQueue(join(dataDir, 'queue.sqlite'));
+  logger.info(redisQueue ? { queue: 'redis', prefix: redisQueue.prefix, lockSeconds: redisQueue.lockSeconds } : { queue: 'sqlite' }, 'job queue open');
   const recovered = await queue.recoverInterrupted();
   const metrics = new Metrics();
   const dispatcher = new Agent({ connections: 16 });

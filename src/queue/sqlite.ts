@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { fixedIds, type PatchResultSummary } from './patch-summary.js';
 import { QueueError, type Job, type JobQueue, type JobRequest, type JobStatus, type PatchedImage } from './types.js';
 
 interface Row {
@@ -76,7 +77,10 @@ function openSqliteStore(path: string): SyncQueue {
   const insert = db.prepare(`INSERT INTO jobs (id, dedupe_key, registry, repository, digest, tag, source, trigger, revision, reason, status, not_before, created_at, updated_at)
     VALUES (@id, @key, @registry, @repository, @digest, @tag, @source, @trigger, @revision, @reason, 'queued', @at, @at, @at) ON CONFLICT(dedupe_key) DO NOTHING`);
   const byKey = db.prepare('SELECT id FROM jobs WHERE dedupe_key = ?');
-  const next = db.prepare(`SELECT * FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY not_before, created_at LIMIT 1`);
+  // Never a second job for a digest one is running for (a re-evaluation beside its push): one patch of a digest at a time.
+  const next = db.prepare(`SELECT * FROM jobs WHERE status = 'queued' AND not_before <= ?
+    AND (digest IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS r WHERE r.registry = jobs.registry AND r.repository = jobs.repository AND r.digest = jobs.digest AND r.status = 'running'))
+    ORDER BY not_before, created_at LIMIT 1`);
   const markRunning = db.prepare(`UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = @at, updated_at = @at WHERE id = @id AND status = 'queued'`);
   const byId = db.prepare('SELECT * FROM jobs WHERE id = ?');
   const producer = db.prepare(`SELECT jobs.* FROM job_outputs JOIN jobs ON jobs.id = job_outputs.job_id
@@ -227,17 +231,4 @@ function openSqliteStore(path: string): SyncQueue {
     },
     close: () => db.close(),
   };
-}
-
-/** The parts of a succeeded job's result (the worker's summary) that say what it fixed. */
-interface PatchResultSummary {
-  readonly target?: string;
-  readonly digest?: string;
-  readonly platforms?: readonly { readonly packages?: readonly { readonly reasons?: readonly string[] }[]; readonly libraries?: readonly { readonly reasons?: readonly string[] }[] }[];
-}
-
-function fixedIds(result: PatchResultSummary): string[] {
-  const ids = new Set<string>();
-  for (const p of result.platforms ?? []) for (const item of [...(p.packages ?? []), ...(p.libraries ?? [])]) for (const r of item.reasons ?? []) ids.add(r);
-  return [...ids].sort();
 }

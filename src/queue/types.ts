@@ -1,6 +1,6 @@
 import { codedError, type ErrorCodes } from '../lib/errors.js';
 
-export const queueCodes = { QUEUE_CLOSED: 'unavailable' } as const satisfies ErrorCodes;
+export const queueCodes = { QUEUE_CLOSED: 'unavailable', QUEUE_UNAVAILABLE: 'unavailable' } as const satisfies ErrorCodes;
 export type QueueCode = keyof typeof queueCodes;
 
 export class QueueError extends codedError(queueCodes) {}
