@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createApp } from '../../src/app/app.js';
@@ -214,13 +215,21 @@ test('redis: /readyz, /jobs and /metrics on Redis; unready (503) when Redis stop
   const own = await startRedis({ password: 'pa55-word' });
   try {
     const queue = track(await openRedisQueue({ url: own.url, prefix: 'app', lockMs, maxAttempts: 3 }));
-    const config = loadConfig({}, 'registries:\n  local: { url: "http://127.0.0.1:9" }\n');
+    const config = loadConfig({}, 'registries:\n  local: { url: "http://127.0.0.1:5000", hosts: ["registry.internal:5000", "registrycluster.local"], webhookSecret: "dist-secret" }\n');
+    const push = async () => app.request('/webhooks/distribution', {
+      method: 'POST', body: await readFile(new URL('../../fixtures/webhooks/distribution.tag-push.json', import.meta.url)),
+      headers: { authorization: 'Bearer dist-secret', 'content-type': 'application/vnd.docker.distribution.events.v1+json' },
+    });
     const app = createApp({ config, queue, logger: silentLogger(), metrics: new Metrics(), ready: () => true, registriesReachable: async () => ({ local: true }) });
     const { id } = await queue.enqueue(request(1));
+    const accepted = await push();
+    assert.equal(accepted.status, 202, `a push is accepted while Redis answers: ${await accepted.clone().text()}`);
+    const again = (await (await push()).json()) as { jobs: { id: string; duplicate: boolean }[] };
+    assert.deepEqual(again.jobs.map((j) => j.duplicate), [true], 'its redelivery is the same job');
     const ready = await app.request('/readyz');
     assert.equal(ready.status, 200, 'ready while Redis answers');
-    assert.deepEqual(((await ready.json()) as { queue: unknown }).queue, { queued: 1, running: 0, succeeded: 0, skipped: 0, dead: 0 }, 'counts from Redis');
-    assert.match(await (await app.request('/metrics')).text(), /patchd_jobs\{status="queued"\} 1/, 'queue gauges');
+    assert.deepEqual(((await ready.json()) as { queue: unknown }).queue, { queued: 2, running: 0, succeeded: 0, skipped: 0, dead: 0 }, 'counts from Redis');
+    assert.match(await (await app.request('/metrics')).text(), /patchd_jobs\{status="queued"\} 2/, 'queue gauges');
     assert.equal(((await (await app.request(`/jobs/${id}`)).json()) as Job).id, id, '/jobs/:id');
     await own.stop();
     const started = Date.now();
@@ -231,6 +240,8 @@ test('redis: /readyz, /jobs and /metrics on Redis; unready (503) when Redis stop
     assert.ok(Date.now() - started < 6000, 'answers within the command timeout');
     const jobs = await app.request('/jobs');
     assert.equal(jobs.status, 503, '/jobs answers 503, not 500');
+    const refused = await push();
+    assert.equal(refused.status, 503, 'a push while Redis is away: 503, so the registry delivers it again');
     assert.doesNotMatch(body + await jobs.text(), /pa55-word/, 'no password in what patchd answers');
   } finally {
     await own.stop();
