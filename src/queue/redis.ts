@@ -132,6 +132,26 @@ export async function openRedisQueue(options: RedisQueueOptions): Promise<JobQue
     return held;
   };
 
+  /**
+   * Records a claimed job's outcome, then hands the BullMQ job on. A write Redis refuses is tried again for a
+   * few seconds (a blip); after that the claim is let go, so its lock lapses and another attempt runs it.
+   * A hand-on that fails (the lock lapsed meanwhile) is harmless: whoever claims the job finds it finished.
+   */
+  const settle = async (id: string, write: () => Promise<void>, handOn: (held: Claimed) => Promise<unknown>, unheld?: () => Promise<unknown>) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write();
+        break;
+      } catch (error) {
+        if (attempt >= 3 || closed) { await release(id); throw error; }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    const held = await release(id);
+    if (held) await handOn(held).catch(() => undefined);
+    else await unheld?.();
+  };
+
   const heartbeat = (bull: BullJob, token: string, lockKey: string | undefined) => setInterval(() => {
     // A missed renewal is not fatal: the next one (a third of the lock later) tries again before the lock lapses.
     void bull.extendLock(token, lockMs).catch(() => undefined);
@@ -192,7 +212,7 @@ export async function openRedisQueue(options: RedisQueueOptions): Promise<JobQue
     enqueueMany: (requests) => redis(() => enqueueMany(requests)),
     claim: (at = new Date()) => redis(() => claim(at)),
 
-    succeed: (id, status, result) => redis(async () => {
+    succeed: (id, status, result) => redis(() => settle(id, async () => {
       const at = now();
       const job = await record(id);
       const multi = scriptedMulti(client);
@@ -201,22 +221,14 @@ export async function openRedisQueue(options: RedisQueueOptions): Promise<JobQue
         multi.patchdRecordSuccess(ns, id, job.digest ? image(job.registry, job.repository, job.digest) : '', '', ...outputDigests(result));
       }
       if (job?.tag && job.digest && seesTag(status, result)) multi.patchdTagSeen(ns, id, image(job.registry, job.repository, job.tag));
-      await multi.exec();
-      const held = await release(id);
-      await held?.bull.moveToCompleted(null, held.token, false).catch(() => undefined); // lost the lock: the taker finds it finished
-    }),
+      for (const [error] of (await multi.exec()) ?? []) if (error) throw error;
+    }, (held) => held.bull.moveToCompleted(null, held.token, false))),
 
-    fail: (id, error, retryAt) => redis(async () => {
-      const held = await release(id);
-      if (retryAt) {
-        await transition(id, 'queued', { lastError: error, notBefore: retryAt.toISOString() });
-        if (held) await held.bull.moveToDelayed(retryAt.getTime(), held.token).catch(() => undefined);
-        else await schedule([id], retryAt.getTime() - Date.now());
-      } else {
-        await transition(id, 'dead', { lastError: error, finishedAt: now() });
-        await held?.bull.moveToFailed(new Error(error), held.token, false).catch(() => undefined);
-      }
-    }),
+    fail: (id, error, retryAt) => redis(() => retryAt
+      ? settle(id, async () => { await transition(id, 'queued', { lastError: error, notBefore: retryAt.toISOString() }); },
+        (held) => held.bull.moveToDelayed(retryAt.getTime(), held.token), () => schedule([id], retryAt.getTime() - Date.now()))
+      : settle(id, async () => { await transition(id, 'dead', { lastError: error, finishedAt: now() }); },
+        (held) => held.bull.moveToFailed(new Error(error), held.token, false))),
 
     attachDigest: (id, digest) => redis(async () => {
       const job = await record(id);
