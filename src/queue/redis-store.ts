@@ -8,7 +8,7 @@ import type { Job, JobRequest, JobStatus } from './types.js';
 //   dedupe                   hash: dedupe key -> job id (one job per image, as SQLite's UNIQUE key)
 //   seq                      counter: creation order (the score of every sorted set below)
 //   all, status:<status>     sorted sets of job ids: /jobs and counts()
-//   by-digest:<r|repo|d>, by-tag:<r|repo|tag>, patched:<r|repo|d>   newest job per image; newest succeeded per original
+//   by-repo:<r|repo>, by-digest:<r|repo|d>, by-tag:<r|repo|tag>, patched:<r|repo|d>   jobs per image; succeeded ones per original
 //   output:<digest>          succeeded jobs that pushed <digest> (producerOf)
 //   tags                     hash: r|repo|tag -> newest job that patched it or found it up to date (patchedImages)
 //   settings                 hash: small durable facts (the advisory revision last acted on)
@@ -30,6 +30,7 @@ const scripts = {
       'source', ARGV[9], 'trigger', ARGV[10], 'revision', ARGV[11], 'reason', ARGV[12])
     redis.call('ZADD', ns .. 'all', seq, id)
     redis.call('ZADD', ns .. 'status:queued', seq, id)
+    redis.call('ZADD', ns .. 'by-repo:' .. ARGV[5] .. '|' .. ARGV[6], seq, id)
     if ARGV[7] ~= '' then redis.call('ZADD', ns .. 'by-digest:' .. ARGV[5] .. '|' .. ARGV[6] .. '|' .. ARGV[7], seq, id) end
     if ARGV[8] ~= '' then redis.call('ZADD', ns .. 'by-tag:' .. ARGV[5] .. '|' .. ARGV[6] .. '|' .. ARGV[8], seq, id) end
     return {id, 1, 'queued'}`,

@@ -287,6 +287,10 @@ export async function openRedisQueue(options: RedisQueueOptions): Promise<JobQue
       const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
       return records(await client.zrevrange(options.status ? `${ns}status:${options.status}` : `${ns}all`, 0, limit - 1));
     }),
+    listByImage: (registry, repository, tag, limit = 100) => redis(async () => {
+      const key = tag !== undefined ? `${ns}by-tag:${image(registry, repository, tag)}` : `${ns}by-repo:${registry}|${repository}`;
+      return records(await client.zrevrange(key, 0, Math.min(Math.max(limit, 1), 1000) - 1));
+    }),
     counts: () => redis(async () => {
       const pipeline = client.pipeline();
       for (const status of statuses) pipeline.zcard(`${ns}status:${status}`);

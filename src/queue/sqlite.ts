@@ -223,6 +223,14 @@ function openSqliteStore(path: string): SyncQueue {
         : db.prepare('SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?').all(limit);
       return (rows as unknown as Row[]).map(toJob);
     },
+    listByImage(registry, repository, tag, limit = 100) {
+      isOpen();
+      const n = Math.min(Math.max(limit, 1), 1000);
+      const rows = tag !== undefined
+        ? db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? AND tag = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(registry, repository, tag, n)
+        : db.prepare('SELECT * FROM jobs WHERE registry = ? AND repository = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(registry, repository, n);
+      return (rows as unknown as Row[]).map(toJob);
+    },
     counts() {
       isOpen();
       const out: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, skipped: 0, dead: 0 };

@@ -99,6 +99,8 @@ export interface JobQueue {
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;
   list(options?: { status?: JobStatus; limit?: number }): Promise<Job[]>;
+  /** An image's jobs, newest first: every job for a repository, or for one of its tags (limit 1..1000, default 100). */
+  listByImage(registry: string, repository: string, tag?: string, limit?: number): Promise<Job[]>;
   counts(): Promise<Record<JobStatus, number>>;
   close(): Promise<void>;
 }

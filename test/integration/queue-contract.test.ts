@@ -208,6 +208,10 @@ for (const backend of backends) {
     await q.putSetting('continuous.osvRevision', 'def');
     assert.equal(await other.getSetting('continuous.osvRevision'), 'def', 'the last value, seen by every replica');
     assert.equal((await other.list({ limit: 2 })).length, 2, 'list honours its limit');
+    assert.deepEqual((await other.listByImage('local', 'app', 'v5')).map((j) => j.id), [v5, (await other.newestByDigest('local', 'app', digest(5)))!.id], 'a tag\'s jobs, newest first');
+    assert.equal((await other.listByImage('local', 'app')).length, 9, 'every job of the repository (six pushes, a re-evaluation, two tag-only pushes)');
+    assert.equal((await other.listByImage('local', 'app', undefined, 3)).length, 3, 'within the limit');
+    assert.deepEqual(await other.listByImage('local', 'nothing'), [], 'none for an unknown repository');
   });
 }
 
