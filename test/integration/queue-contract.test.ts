@@ -108,6 +108,19 @@ for (const backend of backends) {
     assert.deepEqual((await q.list({ status: 'dead' })).map((j) => j.id), [id], 'listed as dead');
   });
 
+  test(`${backend.name}: claim(now) with a later now runs the retries due by then, not the ones due after`, async () => {
+    const q = await backend.open(fresh());
+    const soon = (await q.enqueue(request(1))).id;
+    const late = (await q.enqueue(request(2))).id;
+    await q.claim();
+    await q.claim();
+    await q.fail(soon, 'NETWORK: reset', new Date(Date.now() + 60_000));
+    await q.fail(late, 'NETWORK: reset', new Date(Date.now() + 3_600_000));
+    assert.equal(await q.claim(), undefined, 'neither is due now');
+    assert.equal((await q.claim(new Date(Date.now() + 120_000)))?.id, soon, 'due within two minutes');
+    assert.equal(await q.claim(new Date(Date.now() + 120_000)), undefined, 'the hour-long backoff still waits');
+  });
+
   test(`${backend.name}: two replicas claiming at once never get the same job`, async () => {
     const store = fresh();
     const replicas = [await backend.open(store), await backend.open(store)];
