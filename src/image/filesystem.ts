@@ -61,9 +61,9 @@ const typeOf: Record<string, FsEntryType | undefined> = {
  * image is ever read.
  */
 export class ImageFilesystem {
-  private readonly nodes = new Map<string, FsEntry>();
-  private readonly children = new Map<string, Set<string>>();
-  private readonly captured = new Map<string, Buffer>();
+  private nodes = new Map<string, FsEntry>();
+  private children = new Map<string, Set<string>>();
+  private captured = new Map<string, Buffer>();
 
   private constructor(private readonly layers: readonly Layer[], private readonly options: LoadOptions) {
     this.nodes.set('', { path: '', type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, layerIndex: -1 });
@@ -77,8 +77,9 @@ export class ImageFilesystem {
 
   /**
    * A view of `layers` not yet read (`applyNext` reads them in order), or
-   * one that starts from the state the same first layers left (`snapshot`),
-   * read with the same options.
+   * one that starts from the state the same first layers left (`state`),
+   * read with the same options. It takes `from` over: give it a copy (a
+   * deserialized one) that nothing else uses.
    */
   static resume(layers: readonly Layer[], options: LoadOptions = {}, from?: FsSnapshot): ImageFilesystem {
     const fs = new ImageFilesystem(layers, options);
@@ -104,21 +105,19 @@ export class ImageFilesystem {
     this.appliedLayers++;
   }
 
-  /** The state after the layers read so far: a copy that later layers do not change. */
-  snapshot(): FsSnapshot {
-    return {
-      layers: this.appliedLayers,
-      nodes: new Map(this.nodes),
-      children: new Map([...this.children].map(([dir, names]) => [dir, new Set(names)])),
-      captured: new Map(this.captured),
-    };
+  /**
+   * The state after the layers read so far, not a copy: serialize it before
+   * reading on (later layers change it), as the scan cache does.
+   */
+  state(): FsSnapshot {
+    return { layers: this.appliedLayers, nodes: this.nodes, children: this.children, captured: this.captured };
   }
 
   private restore(from: FsSnapshot): void {
     this.appliedLayers = from.layers;
-    for (const [path, entry] of from.nodes) this.nodes.set(path, entry);
-    for (const [dir, names] of from.children) this.children.set(dir, new Set(names));
-    for (const [path, bytes] of from.captured) this.captured.set(path, bytes);
+    this.nodes = from.nodes as Map<string, FsEntry>;
+    this.children = from.children as Map<string, Set<string>>;
+    this.captured = from.captured as Map<string, Buffer>;
   }
 
   private async applyLayer(index: number, layer: Layer): Promise<void> {

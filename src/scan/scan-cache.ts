@@ -14,12 +14,14 @@ import type { CollectorSnapshot } from './inventory/collector.js';
  * package records found, keyed by those layers' digests in order. A base
  * shared by many images (and the original under its patched image, and a
  * retried job) is read once; a later scan reads only the layers after it.
- * Kept in memory for a running service and on disk (the cache dir) across
- * processes, each with least-recently-used eviction.
+ * Kept serialized (v8), in memory for a running service and on disk (the
+ * cache dir) across processes, each with least-recently-used eviction: a
+ * scan gets objects of its own and the cache holds a few compact buffers.
  */
 export interface ScanCache {
-  /** The snapshot of the longest prefix of `layers` kept, read with `capture` (or any capture, when the scan keeps no files). */
+  /** A copy of the snapshot of the longest prefix of `layers` kept, read with `capture` (or any capture, when the scan keeps no files): the caller's to change. */
   longestPrefix(layers: readonly Layer[], capture: string | undefined): Promise<ScanSnapshot | undefined>;
+  /** Keeps the state after the first `count` layers; it is serialized before this returns control, so the caller may read on at once. */
   keep(layers: readonly Layer[], count: number, snapshot: ScanSnapshot): Promise<void>;
 }
 
@@ -45,17 +47,18 @@ export function scanCacheFor(cacheDir: string, logger?: Logger): ScanCache {
 }
 
 export function createScanCache(options: { dir: string; logger?: Logger; memoryBytes?: number; diskBytes?: number }): ScanCache {
-  const memory = new LRUCache<string, ScanSnapshot>({ maxSize: options.memoryBytes ?? memoryBytes, sizeCalculation: (s) => Math.max(1, sizeOf(s)) });
+  const memory = new LRUCache<string, Buffer>({ maxSize: options.memoryBytes ?? memoryBytes, sizeCalculation: (b) => Math.max(1, b.length) });
   const chainKey = (layers: readonly Layer[], count: number) => createHash('sha256').update(`${format}\n${layers.slice(0, count).map((l) => l.digest).join('\n')}`).digest('hex');
   const fileName = (chain: string, capture: string | undefined) => `${chain}.${capture ?? 'none'}.v8`;
 
-  const fromDisk = async (name: string): Promise<ScanSnapshot | undefined> => {
+  const fromDisk = async (name: string): Promise<{ bytes: Buffer; snapshot: ScanSnapshot } | undefined> => {
     const path = join(options.dir, name);
     try {
-      const snapshot = deserialize(await readFile(path)) as ScanSnapshot;
+      const bytes = await readFile(path);
+      const snapshot = deserialize(bytes) as ScanSnapshot;
       const now = new Date();
       await utimes(path, now, now).catch(() => undefined);
-      return snapshot;
+      return { bytes, snapshot };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') await rm(path, { force: true }); // damaged: read the layers again
       return undefined;
@@ -64,17 +67,17 @@ export function createScanCache(options: { dir: string; logger?: Logger; memoryB
 
   const find = async (chain: string, capture: string | undefined): Promise<ScanSnapshot | undefined> => {
     const exact = memory.get(`${chain}.${capture ?? 'none'}`);
-    if (exact) return exact;
+    if (exact) return deserialize(exact) as ScanSnapshot;
     // A scan that keeps no files can start from any: captured files only save a later read.
-    if (capture === undefined) for (const [key, snapshot] of memory.entries()) if (key.startsWith(`${chain}.`)) return snapshot;
+    if (capture === undefined) for (const [key, bytes] of memory.entries()) if (key.startsWith(`${chain}.`)) return deserialize(bytes) as ScanSnapshot;
     const names = capture === undefined
       ? (await readdir(options.dir).catch(() => [] as string[])).filter((n) => n.startsWith(`${chain}.`) && n.endsWith('.v8'))
       : [fileName(chain, capture)];
     for (const name of names) {
-      const snapshot = await fromDisk(name);
-      if (snapshot) {
-        memory.set(`${chain}.${snapshot.capture ?? 'none'}`, snapshot);
-        return snapshot;
+      const found = await fromDisk(name);
+      if (found) {
+        memory.set(`${chain}.${found.snapshot.capture ?? 'none'}`, found.bytes);
+        return found.snapshot;
       }
     }
     return undefined;
@@ -90,22 +93,16 @@ export function createScanCache(options: { dir: string; logger?: Logger; memoryB
     },
 
     async keep(layers, count, snapshot) {
+      const bytes = serialize(snapshot); // before the first await: the caller's scan reads on
       const chain = chainKey(layers, count);
-      memory.set(`${chain}.${snapshot.capture ?? 'none'}`, snapshot);
+      memory.set(`${chain}.${snapshot.capture ?? 'none'}`, bytes);
       try {
         await mkdir(options.dir, { recursive: true });
-        await writeAtomically(join(options.dir, fileName(chain, snapshot.capture)), serialize(snapshot));
+        await writeAtomically(join(options.dir, fileName(chain, snapshot.capture)), bytes);
         await evictLeastRecentlyUsed(options.dir, options.diskBytes ?? diskBytes);
       } catch (error) {
         options.logger?.warn({ err: error }, 'could not keep a scan snapshot on disk');
       }
     },
   };
-}
-
-/** Roughly the heap a snapshot holds: its captured files and a few hundred bytes per entry. */
-function sizeOf(snapshot: ScanSnapshot): number {
-  let bytes = 0;
-  for (const content of snapshot.fs.captured.values()) bytes += content.length;
-  return bytes + snapshot.fs.nodes.size * 300 + snapshot.inventory.records.size * 500;
 }

@@ -34,8 +34,8 @@ export async function scanLayers(
     const fs = ImageFilesystem.resume(layers, { ...options, inspector: collector }, start?.fs);
     while (fs.applied < layers.length) {
       await fs.applyNext();
-      const inventory = cache && fs.applied >= layers.length - 1 ? collector.snapshot() : undefined;
-      if (inventory) await cache!.store.keep(layers, fs.applied, { fs: fs.snapshot(), inventory, capture });
+      const inventory = cache && fs.applied >= layers.length - 1 ? collector.state() : undefined;
+      if (inventory) await cache!.store.keep(layers, fs.applied, { fs: fs.state(), inventory, capture });
     }
     return { fs, inventory: await collector.finish(fs) };
   } finally {

@@ -80,13 +80,13 @@ export class InventoryCollector implements FileInspector {
   }
 
   /**
-   * What the layers so far contributed, to start another collector from
-   * (records are never changed once read, so the maps are copied shallowly).
-   * None while an rpm database waits in a spool file of this collector's own.
+   * What the layers so far contributed, to start another collector from; not
+   * a copy (serialize it before reading on). None while an rpm database
+   * waits in a spool file of this collector's own.
    */
-  snapshot(): CollectorSnapshot | undefined {
+  state(): CollectorSnapshot | undefined {
     if (this.spooled.size > 0) return undefined;
-    return { records: new Map(this.records), osRelease: new Map(this.osRelease), manifests: new Map(this.manifests), warnings: [...this.warnings] };
+    return { records: this.records, osRelease: this.osRelease, manifests: this.manifests, warnings: this.warnings };
   }
 
   wants(entry: FsEntry): boolean {
