@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadImageRepositories } from '../distro/deb/repository/for-image.js';
@@ -33,16 +34,22 @@ export type { PackageMirrors, PatchDependencies, PatchOptions, PatchOutcome, Pkg
 
 /**
  * Files kept in memory on the first pass over the layers: configuration
- * (conffiles, apt sources, ca-certificates state), dpkg's database, keyrings.
+ * (conffiles, apt sources, ca-certificates state), dpkg's database, keyrings,
+ * pam-auth-update's profiles (libpam-runtime's scripts read them).
  * Anything else read later costs a second pass over its layer.
  */
-const capturedPaths = /^(etc\/|var\/lib\/dpkg\/|usr\/share\/keyrings\/|usr\/lib\/os-release$|var\/cache\/debconf\/config\.dat$)/;
+const capturedPaths = /^(etc\/|var\/lib\/dpkg\/|usr\/share\/keyrings\/|usr\/share\/pam-configs\/|usr\/lib\/os-release$|var\/cache\/debconf\/config\.dat$)/;
 
 /**
  * With library patching, also what the library executors read back: install
  * records, venv configs, npm manifests and lockfiles, .NET deps.json, go.mod.
  */
 const capturedLibraryPaths = /(\.dist-info\/(RECORD|REQUESTED|entry_points\.txt|WHEEL)|\.egg-info\/installed-files\.txt|(^|\/)pyvenv\.cfg|(^|\/)package(-lock)?\.json|(^|\/)(yarn\.lock|pnpm-lock\.yaml)|\.deps\.json|(^|\/)go\.(mod|sum|work))$/;
+
+/** The capture rule's name for the scan cache: changes whenever the rule does. */
+function captureName(library: boolean): string {
+  return createHash('sha256').update(`${capturedPaths.source}\n${library ? capturedLibraryPaths.source : ''}`).digest('hex').slice(0, 16);
+}
 
 /**
  * resolve → scan → plan → build → verify → publish for one reference. A
@@ -210,7 +217,7 @@ async function patchPlatform(
   const capture = (p: string) => capturedPaths.test(p) || (pkgTypes.library && capturedLibraryPaths.test(p));
   const scan = await scanLayers(image.layers, {
     capture, maxCaptureBytes: 4 * 2 ** 20, logger, tmpDir: workDir,
-    cache: { store: scanCacheFor(deps.cacheDir, logger), capture: pkgTypes.library ? 'os+library' : 'os' },
+    cache: { store: scanCacheFor(deps.cacheDir, logger), capture: captureName(pkgTypes.library) },
   });
   const { fs, reads } = recordReads(scan.fs);
   const { inventory } = scan;
