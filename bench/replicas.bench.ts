@@ -61,8 +61,9 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 async function latencies(replicas: RunningPatchd[], level: number, label: string): Promise<number[]> {
   const samples: number[] = [];
   for (let round = 0; samples.length < minSamples; round++) {
-    const repository = `bench/${label}-c${level}-r${round}`;
     const started = await Promise.all(Array.from({ length: level }, async (_, i) => {
+      // A repository per push: docker-registry's filesystem storage races on one blob pushed into one repository at once.
+      const repository = `bench/${label}-c${level}-r${round}-${i}`;
       const t0 = Date.now();
       const tag = `t${i}`;
       const { digest } = await pushLibraryImage({ registryUrl: registry.url, repository, tag, content: `${repository} ${i}` });

@@ -129,20 +129,23 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
 
 test(`${replicaCount} replicas on one Redis: ${distinct} pushes plus duplicates and redeliveries across them, every digest patched exactly once`, { timeout: 150_000 }, async () => {
   const started = Date.now();
-  const repository = 'replicas/app';
-  const images: { tag: string; digest: string }[] = [];
+  // One repository per image: every patch adds the same layer (the same fixed package), and docker-registry 2.8's
+  // filesystem storage rewrites a repository's blob link in place, so a manifest PUT racing another push of that
+  // blob into the same repository is refused (400 DIGEST_INVALID + MANIFEST_BLOB_UNKNOWN): the registry's race.
+  const images: { repository: string; tag: string; digest: string }[] = [];
   await pool(Array.from({ length: distinct }, (_, i) => i), 8, async (i) => {
+    const repository = `replicas/app-${i}`;
     const { digest } = await pushLibraryImage({ registryUrl: registry.url, repository, tag: `t${i}`, content: `image ${i}` });
-    images[i] = { tag: `t${i}`, digest };
+    images[i] = { repository, tag: `t${i}`, digest };
   });
 
   // Each push: its delivery to one replica, a duplicate event (another id, same digest) to the next, and for every
   // other push the first delivery again, byte for byte (a registry's redelivery), to the third. Interleaved.
   const sends: { replica: number; body: string; image: number }[] = [];
   images.forEach((image, i) => {
-    sends.push({ replica: i % replicaCount, body: delivery(`push-${i}`, repository, image.tag, image.digest), image: i });
-    sends.push({ replica: (i + 1) % replicaCount, body: delivery(`dup-${i}`, repository, image.tag, image.digest), image: i });
-    if (i % 2 === 0) sends.push({ replica: (i + 2) % replicaCount, body: delivery(`push-${i}`, repository, image.tag, image.digest), image: i });
+    sends.push({ replica: i % replicaCount, body: delivery(`push-${i}`, image.repository, image.tag, image.digest), image: i });
+    sends.push({ replica: (i + 1) % replicaCount, body: delivery(`dup-${i}`, image.repository, image.tag, image.digest), image: i });
+    if (i % 2 === 0) sends.push({ replica: (i + 2) % replicaCount, body: delivery(`push-${i}`, image.repository, image.tag, image.digest), image: i });
   });
   for (let i = sends.length - 1; i > 0; i--) {
     const j = (i * 7919) % (i + 1);
@@ -162,7 +165,7 @@ test(`${replicaCount} replicas on one Redis: ${distinct} pushes plus duplicates 
   const acked = Date.now();
 
   const jobs = await settled(120_000);
-  const mine = jobs.filter((j) => j.repository === repository);
+  const mine = jobs.filter((j) => j.repository.startsWith('replicas/app-'));
   assert.equal(mine.length, distinct, `one job per digest: ${mine.length}`);
   assert.deepEqual(mine.filter((j) => j.status !== 'succeeded').map((j) => `${j.tag} ${j.status} ${j.lastError ?? ''}`), [], 'every job succeeded');
   assert.deepEqual(jobs.filter((j) => j.status === 'queued' || j.status === 'running'), [], 'no job left queued or running');
@@ -170,7 +173,7 @@ test(`${replicaCount} replicas on one Redis: ${distinct} pushes plus duplicates 
   const puts = manifestPuts();
   const perReplica = Array.from({ length: replicaCount }, () => 0);
   for (const image of images) {
-    const by = puts.get(`${repository}:${image.tag}-patched`) ?? [];
+    const by = puts.get(`${image.repository}:${image.tag}-patched`) ?? [];
     assert.equal(by.length, 1, `${image.tag} (${image.digest}): ${by.length} PUTs of ${image.tag}-patched, by replicas ${by.join(', ')}`);
     perReplica[by[0]!]!++;
   }
