@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds pinned Kubernetes and policy tools from the Go module proxy into
+# Builds pinned Kubernetes and policy tools (and Toxiproxy, for fault tests) from the Go module proxy into
 # $PATCHD_CACHE/bin/<name>-<version> and prints one line per tool: `name path`.
 #   usage: bash scripts/build-go-tools.sh [tool ...]   (no tool: all of them)
 # Each module's source is downloaded and built as the main module (as
@@ -13,7 +13,8 @@ helm_version=v3.22.0
 gatekeeper_version=v3.23.1
 kyverno_version=v1.19.1
 cosign_version=v3.1.3
-all_tools=(kube-apiserver kubectl etcd helm gator kyverno cosign)
+toxiproxy_version=v2.5.0
+all_tools=(kube-apiserver kubectl etcd helm gator kyverno cosign toxiproxy)
 
 bin="${PATCHD_CACHE:-$HOME/.cache/patchd}/bin"
 
@@ -25,6 +26,7 @@ version_of() {
     gator) echo "$gatekeeper_version" ;;
     kyverno) echo "$kyverno_version" ;;
     cosign) echo "$cosign_version" ;;
+    toxiproxy) echo "$toxiproxy_version" ;;
     *) return 1 ;;
   esac
 }
@@ -130,6 +132,13 @@ EOF
       cd "$work/src"
       ldflags="-X sigs.k8s.io/release-utils/version.gitVersion=$version -X sigs.k8s.io/release-utils/version.gitTreeState=clean"
       pkg=./cmd/cosign
+      ;;
+    toxiproxy)
+      # The server only (its API is driven over HTTP by test/harness/toxiproxy.ts), stamped as its goreleaser does.
+      fetch_module "github.com/Shopify/toxiproxy/v2@$version"
+      cd "$work/src"
+      ldflags="-X github.com/Shopify/toxiproxy/v2.Version=$version"
+      pkg=./cmd/server
       ;;
   esac
   # -s -w as the projects' release builds do: no symbol tables, a third smaller.

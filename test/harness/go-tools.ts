@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { run } from './tools.js';
 
-// Pinned Kubernetes and policy tools, built from the Go module proxy by
+// Pinned Kubernetes and policy tools (and Toxiproxy), built from the Go module proxy by
 // scripts/build-go-tools.sh and cached; a cached tool costs one fast script run.
 
 const repoRoot = new URL('../..', import.meta.url).pathname;
 
-export type GoToolName = 'kube-apiserver' | 'kubectl' | 'etcd' | 'helm' | 'gator' | 'kyverno' | 'cosign';
+export type GoToolName = 'kube-apiserver' | 'kubectl' | 'etcd' | 'helm' | 'gator' | 'kyverno' | 'cosign' | 'toxiproxy';
 
 const paths = new Map<GoToolName, Promise<string>>();
 
