@@ -9,7 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 // at the proxy.
 
 export type Fault =
-  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string } // answer this without forwarding (e.g. 503 with a registry error body, 429 with Retry-After)
+  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string | Buffer } // answer this without forwarding (e.g. 503 with a registry error body, 429 with Retry-After, a 200 with a body of the test's making)
   | { kind: 'stall'; ms: number }        // forward, but only after waiting ms
   | { kind: 'cut'; afterBytes: number }  // forward, then destroy the client connection after afterBytes of the response body
   | { kind: 'corrupt'; atByte: number }  // forward, flipping one byte of the response body at offset atByte (if the body is that long)
@@ -30,7 +30,7 @@ export interface FaultProxy {
   /** '127.0.0.1:PORT' */
   readonly host: string;
   /** Every request received, in order, with the fault applied to it if any. */
-  readonly log: readonly (ProxiedRequest & { fault?: Fault['kind'] })[];
+  readonly log: readonly (ProxiedRequest & { fault?: Fault['kind']; status?: number })[];
   setPlan(plan: (req: ProxiedRequest) => Fault | undefined): void;
   /** Stop listening and destroy every open connection: later connects are refused. */
   disappear(): Promise<void>;
@@ -46,7 +46,8 @@ export async function startFaultProxy(options: { target: string; plan?: Plan }):
   const target = new URL(options.target);
   if (target.protocol !== 'http:') throw new Error(`fault proxy forwards to plain http only, not ${options.target}`);
   let plan: Plan = options.plan ?? (() => undefined);
-  const log: (ProxiedRequest & { fault?: Fault['kind'] })[] = [];
+  /** `status`: what the client was answered (forwarded from the registry, or the fault's), once the answer starts. */
+  const log: (ProxiedRequest & { fault?: Fault['kind']; status?: number })[] = [];
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const upstreamAgent = new Agent({ keepAlive: true });
@@ -60,7 +61,9 @@ export async function startFaultProxy(options: { target: string; plan?: Plan }):
     } catch (error) {
       fault = { kind: 'status', status: 500, body: `fault plan threw: ${(error as Error).message}` };
     }
-    log.push({ ...proxied, ...(fault ? { fault: fault.kind } : {}) });
+    const entry: (typeof log)[number] = { ...proxied, ...(fault ? { fault: fault.kind } : {}) };
+    log.push(entry);
+    res.once('close', () => { if (res.headersSent) entry.status = res.statusCode; });
     handle(req, res, fault);
   });
   server.on('connection', (socket) => {
@@ -74,7 +77,7 @@ export async function startFaultProxy(options: { target: string; plan?: Plan }):
     if (fault?.kind === 'status') {
       req.resume();
       const body = fault.body ?? '';
-      const headers: Record<string, string> = { ...(body.startsWith('{') ? { 'content-type': 'application/json' } : {}), ...(fault.headers ?? {}), 'content-length': String(Buffer.byteLength(body)) };
+      const headers: Record<string, string> = { ...(typeof body === 'string' && body.startsWith('{') ? { 'content-type': 'application/json' } : {}), ...(fault.headers ?? {}), 'content-length': String(Buffer.byteLength(body)) };
       res.writeHead(fault.status, headers);
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
