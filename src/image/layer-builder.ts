@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlib, createGzip, createZstdCompress } from 'node:zlib';
 import tar from 'tar-stream';
@@ -50,8 +50,12 @@ export interface LayerBuilder {
   get(path: string): StagedEntry | undefined;
   /** Staged paths, sorted. */
   paths(): string[];
-  /** tar → sha256 (diffID) → gzip or zstd (by the media type) → sha256 + size (digest) → temp file, in one streaming pass. */
-  write(): Promise<WrittenLayer>;
+  /**
+   * tar → sha256 (diffID) → gzip or zstd (by the media type) → sha256 + size (digest) → temp file, in one streaming pass.
+   * `readBack` sees the same tar bytes as they are written (to check the result without reading the file again);
+   * its failure fails the write.
+   */
+  write(options?: { readBack?: (tar: Readable) => Promise<void> }): Promise<WrittenLayer>;
   dispose(): Promise<void>;
 }
 
@@ -139,9 +143,17 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
     },
     paths() { return [...staged.keys()].sort(compareBytes); },
 
-    async write() {
+    async write(writeOptions) {
       const out = join(await dir(), compression === 'zstd' ? 'layer.tar.zst' : 'layer.tar.gz');
       const pack = tar.pack();
+      const copy = writeOptions?.readBack ? new PassThrough({ highWaterMark: 1 << 20 }) : undefined;
+      const reading = copy && writeOptions?.readBack
+        ? writeOptions.readBack(copy).then(
+          () => { copy.resume(); }, // whatever it did not read must not hold the writer up
+          (error: unknown) => { pack.destroy(error as Error); throw error; },
+        )
+        : Promise.resolve();
+      reading.catch(() => undefined); // awaited below; until then its failure is handled by destroying the pack
       const diffIdHash = createHash('sha256');
       const digestHash = createHash('sha256');
       let uncompressedSize = 0;
@@ -149,11 +161,12 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
       let entryCount = 0;
       const writing = pipeline(
         pack,
-        hashing(diffIdHash, (n) => { uncompressedSize += n; }),
+        hashing(diffIdHash, (n) => { uncompressedSize += n; }, copy),
         compressor(),
         hashing(digestHash, (n) => { size += n; }),
         createWriteStream(out),
       );
+      writing.catch(() => undefined); // awaited below; a read-back's failure may end it while entries are still being added
 
       // Written names: whiteouts become .wh. markers; sort by the written name so parents precede children.
       const rows: { name: string; entry: Staged }[] = [];
@@ -195,9 +208,12 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
         }
         pack.finalize();
         await writing;
+        await reading;
       } catch (error) {
         pack.destroy(error as Error);
+        copy?.destroy(error as Error);
         await writing.catch(() => undefined);
+        await reading.catch(() => undefined);
         throw error;
       }
 
@@ -223,12 +239,18 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
   return builder;
 }
 
-function hashing(hash: Hash, count: (n: number) => void): Transform {
+/** Hashes and counts what passes; with `copy`, also writes it there (waiting while `copy` is full). */
+function hashing(hash: Hash, count: (n: number) => void, copy?: PassThrough): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       count(chunk.length);
-      callback(null, chunk);
+      if (copy && !copy.write(chunk)) copy.once('drain', () => callback(null, chunk));
+      else callback(null, chunk);
+    },
+    flush(callback) {
+      copy?.end();
+      callback();
     },
   });
 }

@@ -3,7 +3,9 @@ import { DpkgDatabase } from '../distro/deb/dpkg-database.js';
 import { DebError } from '../distro/deb/errors.js';
 import { codedError, type ErrorCodes } from '../lib/errors.js';
 import { ImageFilesystem } from '../image/filesystem.js';
-import type { Layer } from '../image/layer.js';
+import type { DecompressLimits, Layer } from '../image/layer.js';
+import type { Readable } from 'node:stream';
+import { MediaType } from '../oci/media-types.js';
 import type { RecordedRead } from '../image/read-record.js';
 import { appendLayer, withAnnotations, withConfigCreated, type Image } from '../image/mutate.js';
 import type { Logger } from '../lib/log.js';
@@ -94,12 +96,19 @@ export function withPatchLayer(deps: PatchDependencies, options: PatchOptions, i
 }
 
 /** Re-reads the written layer (not our in-memory state) and checks every planned version landed. */
+/** verifyInstalled on the tar bytes of a layer being written (LayerBuilder.write's readBack). */
+export function verifyWritten(expected: readonly { name: string; architecture: string; version: string }[], layout: 'status' | 'status.d'): (tar: Readable) => Promise<void> {
+  // Our own output, read as it is written: no bomb limits to apply.
+  return (tar) => verifyInstalled({ mediaType: MediaType.ociLayerTar, digest: 'the patch layer being written', size: 0, open: async () => tar }, expected, layout, { maxBytes: Number.MAX_SAFE_INTEGER });
+}
+
 export async function verifyInstalled(
   layer: Layer,
   expected: readonly { name: string; architecture: string; version: string }[],
   layout: 'status' | 'status.d',
+  limits?: DecompressLimits,
 ): Promise<void> {
-  const written = await ImageFilesystem.load([layer], { capture: (p) => p.startsWith('var/lib/dpkg/status') });
+  const written = await ImageFilesystem.load([layer], { capture: (p) => p.startsWith('var/lib/dpkg/status'), ...(limits ? { limits } : {}) });
   const db = await DpkgDatabase.read(written, { uid: () => undefined, gid: () => undefined });
   if (!db) throw new DebError('VERIFY_FAILED', `the patch layer has no dpkg ${layout}`);
   for (const want of expected) {

@@ -10,7 +10,7 @@ import { resolveDebUpgrades } from '../plan/deb-upgrades.js';
 import { debUpgradeRequest } from '../plan/os-request.js';
 import type { PatchPlan, PlannedPackage } from '../plan/types.js';
 import { hasAdvisoryData } from '../scan/scan.js';
-import { buildkitRun, PipelineError, verifyInstalled, type PlatformContext, type PlatformResult } from './context.js';
+import { buildkitRun, PipelineError, verifyInstalled, verifyWritten, type PlatformContext, type PlatformResult } from './context.js';
 import { patchLayerMediaType } from './layer-media-type.js';
 import { debPatchLayerKey, patchLayerCache } from './patch-layer-cache.js';
 
@@ -53,7 +53,7 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
       // The same plan on a base that reads the same: the layer an earlier build made and verified.
       logger.info({ platform, layer: kept.digest }, 'reusing the patch layer built for the same plan on the same base');
       options.onProgress?.({ stage: 'build', detail: `reused ${kept.digest}` });
-      return { layer: kept, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'inprocess', reused: true };
+      return { layer: kept, applied: plan.packages, failed: [], bytesDownloaded: repositories.stats.bytesDownloaded, executor: 'inprocess', verified: true };
     }
     const builder = createLayerBuilder({ tmpDir: workDir, mediaType });
     try {
@@ -67,9 +67,11 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
           ? { applied: [], failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess' }
           : undefined;
       }
-      const layer = await builder.write();
+      // Verified as it is written: the layer's tar is read back in the same pass, not from the file afterwards.
+      options.onProgress?.({ stage: 'verify', detail: platform });
+      const layer = await builder.write({ readBack: verifyWritten(expectedVersions(result.applied), db.layout) });
       const keep = result.failed.length === 0 ? { key, written: layer } : undefined;
-      return { layer, applied: result.applied, failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess', ...(keep ? { keep } : {}) };
+      return { layer, applied: result.applied, failed: result.failed, bytesDownloaded: result.bytesDownloaded, executor: 'inprocess', verified: true, ...(keep ? { keep } : {}) };
     } catch (error) {
       await builder.dispose();
       if (error instanceof DebError && error.code === 'SCRIPTS_REQUIRED' && !deps.buildkit) {
@@ -96,9 +98,9 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
   }
   const layer = built.layer;
 
-  if (!built.reused) {
+  if (!built.verified) {
     options.onProgress?.({ stage: 'verify', detail: platform });
-    await verifyInstalled(layer, built.applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to })), db.layout);
+    await verifyInstalled(layer, expectedVersions(built.applied), db.layout);
   }
   if (built.keep) await layerCache.keep(built.keep.key, reads(), built.keep.written);
 
@@ -109,14 +111,16 @@ export async function patchDebianPlatform(ctx: PlatformContext, { db, users, rep
   };
 }
 
+const expectedVersions = (applied: readonly PlannedPackage[]) => applied.map((p) => ({ name: p.name, architecture: p.architecture, version: p.to }));
+
 interface Built {
   readonly layer?: Layer & { readonly diffId: string };
   readonly applied: readonly PlannedPackage[];
   readonly failed: readonly { readonly pkg: PlannedPackage; readonly error: Error }[];
   readonly bytesDownloaded: number;
   readonly executor: 'inprocess' | 'buildkit';
-  /** Taken from the patch layer cache (verified when it was built). */
-  readonly reused?: boolean;
+  /** Checked already: read back as it was written, or taken from the patch layer cache (checked when it was built). */
+  readonly verified?: boolean;
   /** A clean in-process build: kept for reuse once verified. */
   readonly keep?: { readonly key: string; readonly written: WrittenLayer };
 }

@@ -85,3 +85,21 @@ test('our own reader sees what the builder wrote, whiteouts applied over a base'
   await base.dispose();
   await top.dispose();
 });
+
+test('a read-back sees the tar bytes as they are written; its failure fails the write, and one that stops early holds nothing up', async () => {
+  const builder = createLayerBuilder({ tmpDir: work.path });
+  await stageSample(builder);
+  let seen = Buffer.alloc(0);
+  const written = await builder.write({ readBack: async (tar) => { const chunks: Buffer[] = []; for await (const c of tar) chunks.push(c as Buffer); seen = Buffer.concat(chunks); } });
+  assert.equal(sha(seen), written.diffId, 'the read-back got exactly the uncompressed tar (its sha256 is the diffID)');
+  assert.equal(seen.length, written.uncompressedSize, 'all of it');
+
+  const failing = createLayerBuilder({ tmpDir: work.path });
+  await stageSample(failing);
+  await assert.rejects(failing.write({ readBack: async (tar) => { for await (const _ of tar) throw new Error('the check said no'); } }), /the check said no/, 'a failed read-back fails the write');
+
+  const early = createLayerBuilder({ tmpDir: work.path });
+  await stageSample(early);
+  const done = await early.write({ readBack: async () => { /* reads nothing */ } });
+  assert.equal(done.diffId, written.diffId, 'a read-back that reads nothing does not stop the layer being written whole');
+});
