@@ -3,6 +3,7 @@ import type { Descriptor } from '../image/types.js';
 import type { Image } from '../image/mutate.js';
 import type { Logger } from '../lib/log.js';
 import type { RegistryClient } from '../oci/client.js';
+import { OciError } from '../oci/errors.js';
 import type { Reference } from '../oci/reference.js';
 
 export interface PushResult {
@@ -32,11 +33,33 @@ export async function pushImage(args: {
     ...image.layers.map((layer) => ({ desc: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size } as Descriptor, open: () => layer.open() })),
     { desc: config, open: async () => Readable.from([image.configBytes()]) },
   ];
-  for (const { desc, open } of blobs) {
-    const outcome = await client.pushBlob(target, { digest: desc.digest, size: desc.size }, open, mountFrom ? { mountFrom } : undefined);
-    counts[outcome === 'uploaded' ? 'uploaded' : outcome === 'mounted' ? 'mounted' : 'existing']++;
-    logger.debug({ digest: desc.digest, outcome }, 'blob');
+  for (let attempt = 1; ; attempt++) {
+    counts.uploaded = counts.mounted = counts.existing = 0;
+    for (const { desc, open } of blobs) {
+      const outcome = await client.pushBlob(target, { digest: desc.digest, size: desc.size }, open, mountFrom ? { mountFrom } : undefined);
+      counts[outcome === 'uploaded' ? 'uploaded' : outcome === 'mounted' ? 'mounted' : 'existing']++;
+      logger.debug({ digest: desc.digest, outcome }, 'blob');
+    }
+    try {
+      return { digest: await client.putManifest(target, image.manifestBytes(), image.manifestMediaType), blobs: counts };
+    } catch (error) {
+      if (!blobNotSeenYet(error)) throw error;
+      // docker-registry 2.8 refuses a manifest whose blob another push into the same repository is writing at that moment
+      // (400 DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN): every blob is checked (and pushed) again, then the manifest.
+      if (attempt < manifestAttempts) {
+        logger.warn({ target: target.repository, attempt, err: (error as Error).message }, 'the registry did not see a blob just pushed; pushing again');
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        continue;
+      }
+      throw new OciError(error.code, `${error.message} (after ${attempt} attempts: a blob pushed moments ago was still unknown to the registry)`, { kind: 'unavailable', cause: error });
+    }
   }
-  const digest = await client.putManifest(target, image.manifestBytes(), image.manifestMediaType);
-  return { digest, blobs: counts };
+}
+
+const manifestAttempts = 3;
+
+function blobNotSeenYet(error: unknown): error is OciError {
+  if (!(error instanceof OciError)) return false;
+  const codes = [error.code, ...((error.details?.['errors'] as { code?: string }[] | undefined) ?? []).map((e) => e.code)];
+  return codes.includes('MANIFEST_BLOB_UNKNOWN') || codes.includes('BLOB_UNKNOWN');
 }
