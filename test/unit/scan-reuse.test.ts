@@ -1,38 +1,25 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
-import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
 import { ImageFilesystem } from '../../src/image/filesystem.js';
 import type { Layer } from '../../src/image/layer.js';
 import { answersSame, recordReads } from '../../src/image/read-record.js';
-import { MediaType } from '../../src/oci/media-types.js';
 import { createScanCache } from '../../src/scan/scan-cache.js';
 import { scanLayers } from '../../src/scan/scan.js';
+import { layerFromEntries } from '../harness/layers.js';
 
 type Entry = { name: string; type?: 'file' | 'directory' | 'symlink'; body?: string; linkname?: string; mode?: number };
+let layers = 0;
 
-/** A gzip layer built in memory; `opened` counts how often its blob was read. */
+/** A layer built in memory (a name of its own stands for its digest); `opened` counts how often it was read. */
 async function layer(entries: Entry[]): Promise<Layer & { opened: number }> {
-  const pack = tar.pack();
-  for (const e of entries) {
-    const header = { name: e.name, type: e.type ?? 'file', mode: e.mode ?? 0o644, ...(e.linkname ? { linkname: e.linkname } : {}) };
-    if ((e.type ?? 'file') === 'file') pack.entry(header, e.body ?? '');
-    else pack.entry(header);
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  const blob = gzipSync(Buffer.concat(chunks));
-  const result = {
-    mediaType: MediaType.ociLayerGzip, digest: `sha256:${createHash('sha256').update(blob).digest('hex')}`, size: blob.length, opened: 0,
-    open: async () => { result.opened++; return Readable.from([blob]); },
-  };
-  return result;
+  const built = await layerFromEntries(entries.map((e) => ((e.type ?? 'file') === 'file'
+    ? { path: e.name, content: e.body ?? '', ...(e.mode !== undefined ? { mode: e.mode } : {}) }
+    : { path: e.name, type: e.type as 'directory' | 'symlink', ...(e.linkname ? { linkname: e.linkname } : {}) })), `scan-reuse-${++layers}`);
+  const counted = { ...built, opened: 0, open: async () => { counted.opened++; return built.open(); } };
+  return counted;
 }
 
 const dpkgStatus = (version: string) => `Package: libfoo1\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nSource: foo\nVersion: ${version}\nDescription: foo\n\n`;
