@@ -183,10 +183,23 @@ for (const backend of backends) {
     const repositories = Array.from({ length: cleanCount }, (_, i) => clean(backend, i));
     const serve = await startServe(backend, `${backend}-clean`, '{ concurrency: 2, maxAttempts: 5, retryBaseMs: 500 }');
     const seenKeys = new Map<string, number>();
+    const isGet = (what: string) => (req: ProxiedRequest) => req.method === 'GET' && req.path.includes(what);
+    const forced: { fits: (req: ProxiedRequest) => boolean; fault: Fault }[] = [
+      { fits: isGet('/manifests/'), fault: unavailable },
+      { fits: isGet('/manifests/'), fault: throttled },
+      { fits: isGet('/blobs/sha256:'), fault: { kind: 'cut', afterBytes: 100 } },
+      { fits: (req) => req.method === 'HEAD', fault: { kind: 'stall', ms: 1000 } },
+      { fits: (req) => req.method === 'PUT' && req.path.includes('digest='), fault: { kind: 'lose-response' } },
+    ];
     faults.setPlan((req) => {
       const key = keyOf(req);
       const occurrence = (seenKeys.get(key) ?? 0) + 1;
       seenKeys.set(key, occurrence);
+      // Every kind happens at least once: each at the first request it fits.
+      if (occurrence === 1) {
+        const i = forced.findIndex((f) => f.fits(req));
+        if (i >= 0) return forced.splice(i, 1)[0]!.fault;
+      }
       // A request's third and later attempts go through: the transport's retries always suffice.
       if (occurrence > 2 || roll(key, occurrence) >= 0.1) return undefined;
       const pick = roll(key, occurrence, 'kind');
@@ -220,7 +233,7 @@ for (const backend of backends) {
     for (const line of retries) { const code = /"code":"([A-Z_]+)"/.exec(line)?.[1] ?? '?'; retryCodes.set(code, (retryCodes.get(code) ?? 0) + 1); }
     console.log(`${faulted.length} of ${requests.length} registry requests faulted at the HTTP proxy (${[...kinds].map(([k, n]) => `${k}: ${n}`).join(', ')}); patchd retried ${retries.length} registry operations (${[...retryCodes].map(([k, n]) => `${k}: ${n}`).join(', ')})`);
     assert.ok(faulted.length / requests.length >= 0.04 && faulted.length / requests.length <= 0.2, `${faulted.length} of ${requests.length} requests faulted at the HTTP proxy`);
-    assert.ok(kinds.size >= 3, `several kinds of HTTP fault happened: ${[...kinds.keys()].join(', ')}`);
+    assert.equal(kinds.size, 4, `every kind of HTTP fault happened (status, stall, cut, lose-response): ${[...kinds.keys()].join(', ')}`);
     assert.ok((retryCodes.get('NETWORK') ?? 0) >= 1, `the TCP toxics or cut bodies made patchd retry after a connection failure: ${[...retryCodes].join(' ')}`);
 
     // Every job completed, and patched its image.
