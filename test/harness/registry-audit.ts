@@ -47,8 +47,9 @@ export async function auditRegistry(registryUrl: string): Promise<RegistryAudit>
   const catalog = JSON.parse(listing.body.toString()) as { repositories: string[] };
   for (const repository of catalog.repositories) {
     const tagList = await get(`${registryUrl}/v2/${repository}/tags/list`);
-    if (tagList.status !== 200) throw new Error(`${repository}: tags/list answered ${tagList.status}`);
-    const list = JSON.parse(tagList.body.toString()) as { tags: string[] | null };
+    // A repository with blobs but no manifest yet (mounted blobs) is NAME_UNKNOWN to tags/list: no tags.
+    if (tagList.status !== 200 && tagList.status !== 404) throw new Error(`${repository}: tags/list answered ${tagList.status}`);
+    const list = (tagList.status === 404 ? { tags: [] } : JSON.parse(tagList.body.toString())) as { tags: string[] | null };
     const repoTags = [...(list.tags ?? [])].sort();
     tags.set(repository, repoTags);
     const seen = new Set<string>();
