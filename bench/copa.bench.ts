@@ -291,8 +291,8 @@ try {
     // The job goes on after the tag (signature, VEX and SBOM referrers): its stage times once it has finished.
     let stages: { stage: string; seconds: number }[] = [];
     for (let waited = 0; waited < 120_000; waited += 50) {
-      const job = (await (await fetch(`${serve!.url}/jobs/${jobId}`)).json()) as { status: string; result?: { stages?: typeof stages } };
-      if (job.status !== 'queued' && job.status !== 'running') { stages = job.result?.stages ?? []; break; }
+      const job = (await (await fetch(`${serve!.url}/jobs/${jobId}`)).json()) as { status: string; result?: { stageMs?: Record<string, number> } };
+      if (job.status !== 'queued' && job.status !== 'running') { stages = Object.entries(job.result?.stageMs ?? {}).map(([stage, ms]) => ({ stage, seconds: ms / 1000 })); break; }
       await new Promise((r) => setTimeout(r, 50));
     }
     const lines = serveLog.slice(logFrom).split('\n').filter((l) => l.startsWith('{')).map((l) => {
