@@ -10,6 +10,7 @@ import { layerCompressionOf, MediaType } from '../oci/media-types.js';
 import { ImageError } from './errors.js';
 import type { Layer } from './layer.js';
 import { baseName, normaliseEntryPath, parentOf } from './tar-path.js';
+import { zlibChunkBytes } from '../lib/streams.js';
 
 export interface EntryMeta {
   readonly mode: number;
@@ -89,8 +90,8 @@ export function createLayerBuilder(options: { tmpDir: string; mtime?: Date; medi
   const compression = layerCompressionOf(mediaType);
   if (compression !== 'gzip' && compression !== 'zstd') throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `patch layers are written gzip or zstd compressed, not as ${mediaType}`);
   const compressor = () => compression === 'zstd'
-    ? createZstdCompress({ params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? defaultZstdLevel, [zlib.ZSTD_c_checksumFlag]: 1 } })
-    : createGzip({ level: options.gzipLevel ?? defaultGzipLevel });
+    ? createZstdCompress({ chunkSize: zlibChunkBytes, params: { [zlib.ZSTD_c_compressionLevel]: options.zstdLevel ?? defaultZstdLevel, [zlib.ZSTD_c_checksumFlag]: 1 } })
+    : createGzip({ level: options.gzipLevel ?? defaultGzipLevel, chunkSize: zlibChunkBytes });
   let workDir: Promise<string> | undefined;
   let spoolCount = 0;
   const dir = () => (workDir ??= mkdtemp(join(options.tmpDir, 'layer-')));

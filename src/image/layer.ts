@@ -3,6 +3,7 @@ import { finished } from 'node:stream/promises';
 import { constants as zlib, createGunzip, createZstdDecompress } from 'node:zlib';
 import { layerCompressionOf } from '../oci/media-types.js';
 import { ImageError } from './errors.js';
+import { zlibChunkBytes } from '../lib/streams.js';
 
 /** A layer is a descriptor plus an opener (ggcr tarball.LayerFromOpener): nothing is read until open(). */
 export interface Layer {
@@ -33,8 +34,8 @@ const zstdWindowLogMax = 27;
 
 function decompressorFor(layer: Layer): Transform | undefined {
   switch (layerCompressionOf(layer.mediaType)) {
-    case 'gzip': return createGunzip();
-    case 'zstd': return createZstdDecompress({ params: { [zlib.ZSTD_d_windowLogMax]: zstdWindowLogMax } });
+    case 'gzip': return createGunzip({ chunkSize: zlibChunkBytes });
+    case 'zstd': return createZstdDecompress({ chunkSize: zlibChunkBytes, params: { [zlib.ZSTD_d_windowLogMax]: zstdWindowLogMax } });
     case 'none': return undefined;
     default: throw new ImageError('UNSUPPORTED_MEDIA_TYPE', `unsupported layer media type ${layer.mediaType} (${layer.digest})`);
   }

@@ -5,6 +5,7 @@ import tar from 'tar-stream';
 import { xzDecompress } from './xz.js';
 import { PatchdError } from '../../lib/errors.js';
 import { DebError } from './errors.js';
+import { zlibChunkBytes } from '../../lib/streams.js';
 
 /** Control members are small; anything bigger is not a Debian package. */
 const maxControlBytes = 64 * 1024 * 1024;
@@ -90,7 +91,7 @@ function asDebError(member: string, error: unknown): unknown {
 /** The member's tar stream, joined to `input` both ways (xz through its web stream): a failure of either, or destroying the result, destroys both. */
 function decompress(member: string, input: Readable, size: number): Readable {
   if (member.endsWith('.xz')) return xzDecompress(input, size);
-  if (member.endsWith('.gz')) return pipeline(input, createGunzip(), () => { /* failures surface on the returned stream */ });
+  if (member.endsWith('.gz')) return pipeline(input, createGunzip({ chunkSize: zlibChunkBytes }), () => { /* failures surface on the returned stream */ });
   if (member === 'control.tar' || member === 'data.tar') return input;
   throw new DebError('DEB_UNSUPPORTED', `unsupported compression for ${member} (supported: xz, gzip, none)`);
 }

@@ -12,6 +12,7 @@ import { xzDecompress } from '../xz.js';
 import { AptError } from './errors.js';
 import { bodyThrough, fetchWithRetries } from './http.js';
 import type { Release } from './release.js';
+import { zlibChunkBytes } from '../../../lib/streams.js';
 
 /** The fields of a Packages stanza the planner and executor use; the rest is not kept. */
 const keptFields = new Set(['package', 'version', 'architecture', 'multi-arch', 'filename', 'size', 'sha256', 'provides', 'depends', 'pre-depends', 'breaks', 'conflicts', 'essential']);
@@ -112,7 +113,7 @@ function readCachedIndex(text: string, wanted?: (name: string) => boolean): Inde
 /** Joined to `input` both ways (xz through its web stream): when parsing stops early, the file is closed too. */
 function decompress(path: string, input: Readable): Readable {
   if (path.endsWith('.xz')) return xzDecompress(input);
-  if (path.endsWith('.gz')) return streamPipeline(input, createGunzip(), () => { /* failures surface on the returned stream */ });
+  if (path.endsWith('.gz')) return streamPipeline(input, createGunzip({ chunkSize: zlibChunkBytes }), () => { /* failures surface on the returned stream */ });
   return input;
 }
 
