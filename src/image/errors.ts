@@ -9,6 +9,8 @@ export const imageCodes = {
   HARDLINK_ESCAPE: 'input',
   SYMLINK_LOOP: 'input',
   DECOMPRESSION_LIMIT: 'input',
+  /** A layer whose uncompressed content is not what the image's config says (its diff_id). */
+  DIFF_ID_MISMATCH: 'input',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported',
 } as const satisfies ErrorCodes;
 export type ImageCode = keyof typeof imageCodes;

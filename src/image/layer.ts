@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { constants as zlib, createGunzip, createZstdDecompress } from 'node:zlib';
@@ -68,9 +69,16 @@ export async function openLayerTar(layer: Layer, limits: DecompressLimits = defa
     }
     return error;
   };
+  // The uncompressed bytes must be what the config says (its diff_id): a patched image carries the base layers over as they are.
+  const diff = layer.diffId?.startsWith('sha256:') ? createHash('sha256') : undefined;
   const guard = byteLimit(layer, limits, {
     // Only a verified blob makes a finished layer: wait for its end (it has come, unless the decompressor stopped early).
-    flush: () => readToEnd(blob),
+    flush: async () => {
+      await readToEnd(blob);
+      const actual = diff && `sha256:${diff.digest('hex')}`;
+      if (actual && actual !== layer.diffId) throw new ImageError('DIFF_ID_MISMATCH', `layer ${layer.digest} uncompresses to ${actual}, not to ${layer.diffId} as the image's config says`);
+    },
+    ...(diff ? { see: (chunk: Buffer) => { diff.update(chunk); } } : {}),
     destroy: async (error) => {
       blob.unpipe();
       decompressor?.destroy();
@@ -111,7 +119,7 @@ function withCause(error: Error, cause: Error): Error {
   return error;
 }
 
-function byteLimit(layer: Layer, limits: DecompressLimits, hooks: { flush(): Promise<void>; destroy(error: Error | null): Promise<Error | null> }): Transform {
+function byteLimit(layer: Layer, limits: DecompressLimits, hooks: { flush(): Promise<void>; destroy(error: Error | null): Promise<Error | null>; see?(chunk: Buffer): void }): Transform {
   const ratioCap = limits.maxRatio && limits.ratioFloorBytes !== undefined
     ? Math.max(limits.ratioFloorBytes, layer.size * limits.maxRatio) : Infinity;
   const cap = Math.min(limits.maxBytes, ratioCap);
@@ -123,6 +131,7 @@ function byteLimit(layer: Layer, limits: DecompressLimits, hooks: { flush(): Pro
         callback(new ImageError('DECOMPRESSION_LIMIT', `layer ${layer.digest} expands past ${cap} bytes: refusing it as a decompression bomb`));
         return;
       }
+      hooks.see?.(chunk);
       callback(null, chunk);
     },
     flush(callback) {

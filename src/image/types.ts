@@ -69,6 +69,7 @@ export type ParsedManifest = { kind: 'index'; index: ImageIndex } | { kind: 'man
 
 export function parseManifest(bytes: Buffer, mediaType: string): ParsedManifest {
   const json = parseJson(bytes, 'MANIFEST_INVALID', 'manifest');
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ImageError('MANIFEST_INVALID', `a manifest is a JSON object, not ${json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`}`);
   const declared = (json as { mediaType?: unknown }).mediaType;
   const index = isIndexMediaType(mediaType) || (typeof declared === 'string' && isIndexMediaType(declared))
     || (declared === undefined && Array.isArray((json as { manifests?: unknown }).manifests));

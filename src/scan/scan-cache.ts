@@ -33,7 +33,7 @@ export interface ScanSnapshot {
 }
 
 /** Bumped whenever what a snapshot holds changes shape or meaning. */
-const format = 1;
+const format = 2;
 const memoryBytes = 256 * 2 ** 20;
 const diskBytes = 2 * 2 ** 30;
 
@@ -48,7 +48,10 @@ export function scanCacheFor(cacheDir: string, logger?: Logger): ScanCache {
 
 export function createScanCache(options: { dir: string; logger?: Logger; memoryBytes?: number; diskBytes?: number }): ScanCache {
   const memory = new LRUCache<string, Buffer>({ maxSize: options.memoryBytes ?? memoryBytes, sizeCalculation: (b) => Math.max(1, b.length) });
-  const chainKey = (layers: readonly Layer[], count: number) => createHash('sha256').update(`${format}\n${layers.slice(0, count).map((l) => l.digest).join('\n')}`).digest('hex');
+  // Each layer as the manifest and config describe it: a descriptor that lies about its size or media type, or a config
+  // with another diff_id, is not the layer that was read (and verified) before, so it is read (and refused) again.
+  const chainKey = (layers: readonly Layer[], count: number) => createHash('sha256')
+    .update(`${format}\n${layers.slice(0, count).map((l) => `${l.digest} ${l.size} ${l.mediaType} ${l.diffId ?? '-'}`).join('\n')}`).digest('hex');
   const fileName = (chain: string, capture: string | undefined) => `${chain}.${capture ?? 'none'}.v8`;
 
   const fromDisk = async (name: string): Promise<{ bytes: Buffer; snapshot: ScanSnapshot } | undefined> => {
