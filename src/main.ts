@@ -1,20 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { pino } from 'pino';
-import { doctorCommand } from './cli/doctor.js';
 import type { CliContext } from './cli/context.js';
-import { patchCommand } from './cli/patch.js';
-import { scanCommand } from './cli/scan.js';
-import { serveCommand } from './cli/serve.js';
 import { usage } from './cli/usage.js';
 import { PatchdError, UsageError } from './lib/errors.js';
 import { createLogger } from './lib/log.js';
 
-const commands: Record<string, (argv: readonly string[], ctx: CliContext) => Promise<number>> = {
-  patch: patchCommand,
-  scan: scanCommand,
-  serve: serveCommand,
-  doctor: doctorCommand,
+type Command = (argv: readonly string[], ctx: CliContext) => Promise<number>;
+
+/** Each command's module is loaded when it runs: `patch` does not start by loading serve's HTTP stack, nor the others. */
+const commands: Record<string, () => Promise<Command>> = {
+  patch: async () => (await import('./cli/patch.js')).patchCommand,
+  scan: async () => (await import('./cli/scan.js')).scanCommand,
+  serve: async () => (await import('./cli/serve.js')).serveCommand,
+  doctor: async () => (await import('./cli/doctor.js')).doctorCommand,
 };
 
 /**
@@ -27,8 +26,8 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
     ctx.stdout.write(usage);
     return name ? 0 : 2;
   }
-  const command = commands[name];
-  if (!command) {
+  const load = commands[name];
+  if (!load) {
     ctx.stderr.write(`patchd: unknown command "${name}"\n\n${usage}`);
     return 2;
   }
@@ -37,7 +36,7 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
     return 0;
   }
   try {
-    return await command(rest, ctx);
+    return await (await load())(rest, ctx);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: unknown }).code?.toString().startsWith('ERR_PARSE_ARGS')) {
       ctx.stderr.write(`patchd: ${(error as Error).message}\nRun "patchd --help" for the options.\n`);
