@@ -39,10 +39,19 @@ export async function readGoBuildInfo(body: Readable): Promise<GoBinaryResult> {
     if (found) {
       found = Buffer.concat([found, chunk]);
     } else {
-      const window = Buffer.concat([tail, chunk]);
-      const at = window.indexOf(magic);
-      if (at < 0) { tail = window.subarray(Math.max(0, window.length - magic.length + 1)); continue; }
-      found = window.subarray(at);
+      // Searched in place (most executables are not Go: copying every chunk was most of this reader's cost);
+      // only a magic split across two chunks needs the previous chunk's last bytes.
+      const across = tail.length > 0 ? Buffer.concat([tail, chunk.subarray(0, magic.length - 1)]).indexOf(magic) : -1;
+      if (across >= 0) found = Buffer.concat([tail.subarray(across), chunk]);
+      else {
+        const at = chunk.indexOf(magic);
+        if (at < 0) {
+          const keep = magic.length - 1;
+          tail = Buffer.from(chunk.length >= keep ? chunk.subarray(chunk.length - keep) : Buffer.concat([tail, chunk]).subarray(-keep));
+          continue;
+        }
+        found = chunk.subarray(at);
+      }
     }
     const parsed = parseBlob(found);
     if (parsed !== 'incomplete') { result = parsed; done = true; }
