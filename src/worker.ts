@@ -10,7 +10,7 @@ import { dockerConfigKeychain, staticKeychain, type Keychain } from './oci/keych
 import { patchImage } from './pipeline/patch-image.js';
 import { reevaluation } from './continuous/reevaluate-job.js';
 import { defaultLibraryIndexUrls, httpLibraryIndex, type LibraryIndex, type PackageIndexes } from './plan/library-index.js';
-import type { PackageMirrors } from './pipeline/patch-image.js';
+import type { PackageMirrors, PatchOutcome } from './pipeline/patch-image.js';
 import type { BuildkitClient } from './executors/buildkit/client.js';
 import type { ManifestSigner } from './publish/signing-key.js';
 import type { AdvisorySources } from './scan/scan.js';
@@ -182,7 +182,7 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       const summary = {
         ...reevaluating?.summary(),
         status: outcome.status, target: outcome.target, digest: outcome.digest, sourceDigest: outcome.sourceDigest,
-        ...(outcome.tags ? { tags: outcome.tags } : {}), ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.notes ? { notes: outcome.notes } : {}),
+        ...(outcome.tags ? { tags: outcome.tags } : {}), ...(whyNotPatched(outcome) ? { reason: whyNotPatched(outcome) } : {}), ...(outcome.notes ? { notes: outcome.notes } : {}),
         ...(outcome.evidence ? { evidence: outcome.evidence } : {}),
         ...(outcome.signature ? { signature: outcome.signature } : {}),
         stageMs,
@@ -221,4 +221,12 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
       clearTimeout(timer);
     },
   };
+}
+
+/** Why a job pushed nothing: the outcome's reason, else what its platforms say (no dpkg database, nothing selected, ...). */
+function whyNotPatched(outcome: PatchOutcome): string | undefined {
+  if (outcome.reason) return outcome.reason;
+  if (outcome.status === 'patched') return undefined;
+  const skipped = [...new Set(outcome.platforms.map((p) => p.skipped).filter((r): r is string => r !== undefined))];
+  return skipped.length > 0 ? skipped.join('; ') : undefined;
 }

@@ -108,10 +108,12 @@ function decideFor(runIndex: number): (req: ProxiedRequest) => Fault | undefined
 }
 
 test(`${runs} patches through a proxy faulting ~${rate * 100}% of registry requests all succeed, and their images verify`, { timeout: 20 * 60_000 }, async () => {
-  const cache = join(work.path, 'cache');
   for (let i = 0; i < runs; i++) {
     proxy.setPlan(planFor(i));
     const started = Date.now();
+    // A cache dir per run: each patch reads the base layer from the registry (with one shared, the scan cache would
+    // answer for it after the first run, and the faults planned for its blob would never be met).
+    const cache = join(work.path, `cache-${i}`);
     const result = await run('node', [join(repoRoot, 'bin/patchd.js'), 'patch', '-i', `${proxy.host}/${repository(i)}:main`, '--cache-dir', cache],
       { allowFailure: true, timeoutMs: 5 * 60_000, env: { ...process.env, PATCHD_LOG_LEVEL: 'warn' } });
     const faults = proxy.log.filter((r) => r.fault).map((r) => `${r.fault} ${r.method} ${r.path.split('?')[0]}`);
