@@ -127,6 +127,9 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
     }
   });
 
+  /** Whether the job is still this replica's; when the queue cannot say, as before (recording then fails as it would). */
+  const stillHeld = (id: string) => queue.holds(id).catch(() => true);
+
   async function runJob(job: Job): Promise<void> {
     const started = Date.now();
     const log = logger.child({ job: job.id, registry: job.registry, repository: job.repository });
@@ -176,6 +179,8 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
           ...(registry.policy.compression ? { compression: registry.policy.compression } : {}),
           evidence: registry.policy.evidence,
           onProgress: (event) => timer.event(event),
+          // A replica that stalled past its lock may have lost the job to another: it must publish nothing then.
+          beforePublish: async () => { if (!(await stillHeld(job.id))) throw new ClaimLost(job.id); },
         },
       );
       const stageMs = timer.done();
@@ -192,10 +197,19 @@ export function startWorker(deps: WorkerDependencies): { stop(timeoutMs?: number
           libraries: plan?.libraries, notPatched: plan?.skipped,
         })),
       };
+      if (!(await stillHeld(job.id))) throw new ClaimLost(job.id);
       await queue.succeed(job.id, outcome.status === 'patched' ? 'succeeded' : 'skipped', summary);
       metrics.count('patchd_patch_outcomes_total', { outcome: outcome.status });
       log.info({ status: outcome.status, target: outcome.target }, 'job done');
     } catch (error) {
+      // A job lost to another replica is that replica's to record: this one's error would overwrite its outcome.
+      if (error instanceof ClaimLost || !(await stillHeld(job.id))) {
+        // Another replica runs this job now (this one stalled past its lock): it records the outcome, not us.
+        await queue.abandon(job.id).catch(() => undefined);
+        metrics.count('patchd_patch_outcomes_total', { outcome: 'claim-lost' });
+        log.warn({ err: (error as Error).message }, 'claim lost to another replica: its outcome is not recorded here');
+        return;
+      }
       const code = error instanceof PatchdError ? error.code : 'INTERNAL';
       const message = error instanceof Error ? error.message : String(error);
       // The error says whether it is worth another attempt (registries, mirrors, BuildKit busy or unreachable); anything else, bugs included, ends the job.
@@ -229,4 +243,11 @@ function whyNotPatched(outcome: PatchOutcome): string | undefined {
   if (outcome.status === 'patched') return undefined;
   const skipped = [...new Set(outcome.platforms.map((p) => p.skipped).filter((r): r is string => r !== undefined))];
   return skipped.length > 0 ? skipped.join('; ') : undefined;
+}
+
+/** The job's claim went to another replica while this one ran it (see JobQueue.holds). */
+class ClaimLost extends Error {
+  constructor(id: string) {
+    super(`job ${id} is no longer this replica's (its lock lapsed and another replica took it over)`);
+  }
 }

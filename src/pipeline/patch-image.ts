@@ -127,6 +127,7 @@ async function patchAndPush(deps: PatchDependencies, options: PatchOptions): Pro
       }
       if (!result.image || !target) { outcomes.push(result.outcome); continue; }
       if (!resolved.index) { single = result.image; outcomes.push(result.outcome); continue; }
+      await options.beforePublish?.();
       const pushed = await pushImage({ client, source: platform.ref, target: withDigest(target, result.image.manifestDigest()), image: result.image, logger });
       replaced.set(platform.ref.digest!, { digest: pushed.digest, size: result.image.manifestBytes().length, mediaType: result.image.manifestMediaType });
       outcomes.push({ ...result.outcome, manifestDigest: pushed.digest });
@@ -139,6 +140,7 @@ async function patchAndPush(deps: PatchDependencies, options: PatchOptions): Pro
       return report(outcomes, undefined, current ? upToDate(floating!) : undefined, current);
     }
     options.onProgress?.({ stage: 'publish', detail: formatReference(target) });
+    await options.beforePublish?.();
     if (single) {
       await pushImage({ client, source, target: withDigest(target, single.manifestDigest()), image: single, logger });
       const published = await publishTags(client, target, { bytes: single.manifestBytes(), mediaType: single.manifestMediaType }, options.tagScheme);

@@ -80,6 +80,8 @@ export interface PatchOptions {
   /** Attach an OpenVEX document and CycloneDX SBOMs to the pushed result as OCI referrers (src/pipeline/evidence.ts); default true. */
   readonly evidence?: boolean;
   readonly onProgress?: (event: ProgressEvent) => void;
+  /** Called before each write to the registry; throwing stops the patch there (serve: the job's claim was lost). */
+  readonly beforePublish?: () => Promise<void>;
 }
 
 export type ProgressEvent =

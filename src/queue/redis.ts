@@ -230,6 +230,15 @@ export async function openRedisQueue(options: RedisQueueOptions): Promise<JobQue
       : settle(id, async () => { await transition(id, 'dead', { lastError: error, finishedAt: now() }); },
         (held) => held.bull.moveToFailed(new Error(error), held.token, false))),
 
+    holds: (id) => redis(async () => {
+      const held = claimed.get(id);
+      if (!held) return false;
+      // Both locks still carry this claim's token: BullMQ's (lapsed, it hands the job to another replica) and the digest's.
+      const [jobLock, digestLock] = await Promise.all([client.get(`${queue.toKey(id)}:lock`), held.lockKey ? client.get(held.lockKey) : held.token]);
+      return jobLock === held.token && digestLock === held.token;
+    }),
+    abandon: (id) => redis(async () => { await release(id); }),
+
     attachDigest: (id, digest) => redis(async () => {
       const job = await record(id);
       if (!job) return false;

@@ -110,10 +110,13 @@ function openSqliteStore(path: string): SyncQueue {
     }
   };
 
+  /** Jobs this handle claimed and has not settled: what holds() answers for. */
+  const mine = new Set<string>();
   const claim = transaction((at: string): Job | undefined => {
     const row = next.get(at) as unknown as Row | undefined;
     if (!row) return undefined;
     markRunning.run({ id: row.id, at });
+    mine.add(row.id);
     return toJob(byId.get(row.id) as unknown as Row);
   });
 
@@ -149,11 +152,16 @@ function openSqliteStore(path: string): SyncQueue {
     enqueueMany: (requests) => { isOpen(); return enqueueMany(requests); },
     claim: (at = new Date()) => claim(at.toISOString()),
     succeed: transaction((id: string, status: 'succeeded' | 'skipped', result: unknown) => {
+      mine.delete(id);
       const at = now();
       db.prepare(`UPDATE jobs SET status = ?, result = ?, last_error = NULL, finished_at = ?, updated_at = ? WHERE id = ?`).run(status, JSON.stringify(result ?? null), at, at, id);
       recordJobOutputs.run(id);
     }),
+    // One process runs the queue: a job it claimed is its own until it settles it (or a restart requeues it).
+    holds: (id) => { isOpen(); return mine.has(id) && (byId.get(id) as unknown as Row | undefined)?.status === 'running'; },
+    abandon: (id) => { mine.delete(id); },
     fail(id, error, retryAt) {
+      mine.delete(id);
       const at = now();
       if (retryAt) db.prepare(`UPDATE jobs SET status = 'queued', last_error = ?, not_before = ?, updated_at = ? WHERE id = ?`).run(error, retryAt.toISOString(), at, id);
       else db.prepare(`UPDATE jobs SET status = 'dead', last_error = ?, finished_at = ?, updated_at = ? WHERE id = ?`).run(error, at, at, id);

@@ -67,6 +67,13 @@ export interface JobQueue {
   succeed(id: string, status: 'succeeded' | 'skipped', result: unknown): Promise<void>;
   /** Failed attempt: back to queued after `retryAt`, or dead when attempts are exhausted. */
   fail(id: string, error: string, retryAt: Date | undefined): Promise<void>;
+  /**
+   * Whether this process still holds its claim on running job `id`. A replica that stalled past its lock
+   * (a blocked event loop, a network partition) may have lost the job to another one: it must publish nothing.
+   */
+  holds(id: string): Promise<boolean>;
+  /** Lets go of a claim lost to another replica, recording nothing (the replica that took the job over will). */
+  abandon(id: string): Promise<void>;
   /** A digest found for a tag-only job; false when another job already has it (the duplicate is skipped). */
   attachDigest(id: string, digest: string): Promise<boolean>;
   /** Jobs left running by a crash go back to the queue. */

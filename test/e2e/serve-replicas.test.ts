@@ -237,3 +237,49 @@ test('kill -9 of the replica running a job: another replica finishes it after th
   assert.deepEqual((await allJobs(r!)).filter((j) => j.status === 'queued' || j.status === 'running'), [], 'no job left queued or running');
   console.log(`# replica ${victim} killed mid-job; replica ${by[0]} finished it ${Date.now() - killedAt} ms later (lock ${lockSeconds} s)`);
 });
+
+test('a replica that stalls past its lock (SIGSTOP) loses the job: another finishes it, and the stalled one, resumed, records and pushes nothing', { timeout: 90_000 }, async () => {
+  for (let i = 0; i < replicaCount; i++) if (!replicas[i]) replicas[i] = await startReplica(i); // the previous test's victim
+  const repository = 'replicas/stalled';
+  const { digest } = await pushLibraryImage({ registryUrl: registry.url, repository, tag: 'v1', content: 'stalled image' });
+  // The replica that claims the job waits on its blobs long enough to be stopped there; resumed, it gets them and goes on.
+  const isSlowBlob = (path: string) => path.startsWith(`/v2/${repository}/blobs/`);
+  const stallMs = (lockSeconds + 5) * 1000;
+  for (const proxy of proxies) proxy.setPlan((req) => (req.method === 'GET' && isSlowBlob(req.path) ? { kind: 'stall', ms: stallMs } : undefined));
+  const job = await deliver(replicas[0]!, delivery('stalled-1', repository, 'v1', digest));
+  let victim = -1;
+  for (let i = 0; i < 200 && victim < 0; i++) {
+    victim = proxies.findIndex((p) => p.log.some((r) => r.fault === 'stall' && isSlowBlob(r.path)));
+    if (victim < 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.ok(victim >= 0, 'no replica started the job');
+  const stalled = replicas[victim]!;
+  stalled.child.kill('SIGSTOP'); // as a blocked event loop: no heartbeat, so its locks lapse
+  const stoppedAt = Date.now();
+  for (const proxy of proxies) proxy.setPlan(() => undefined);
+  try {
+    let finished: Job | undefined;
+    for (let i = 0; i < 240; i++) {
+      const other = replicas.find((r, j) => j !== victim && r);
+      finished = await (await fetch(`${other!.url}/jobs/${job.id}`)).json() as Job;
+      if (finished.status !== 'queued' && finished.status !== 'running') break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.equal(finished?.status, 'succeeded', `another replica finished the job while replica ${victim} was stopped: ${JSON.stringify(finished)}`);
+  } finally {
+    stalled.child.kill('SIGCONT');
+  }
+  // Resumed, the stalled replica gets its blobs once its stall ends, patches, and finds the job is no longer its own.
+  let lost = false;
+  for (let i = 0; i < 120 && !lost; i++) {
+    lost = /patchd_patch_outcomes_total\{outcome="claim-lost"\} 1/.test(await (await fetch(`${stalled.url}/metrics`)).text());
+    if (!lost) await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  assert.ok(lost, `replica ${victim} counted its lost claim (${Date.now() - stoppedAt} ms after it was stopped)`);
+  const by = manifestPuts().get(`${repository}:v1-patched`) ?? [];
+  assert.equal(by.length, 1, `v1-patched PUT ${by.length} times`);
+  assert.notEqual(by[0], victim, 'the stalled replica never pushed it');
+  const after = await (await fetch(`${stalled.url}/jobs/${job.id}`)).json() as Job;
+  assert.equal(after.status, 'succeeded', `the job's outcome is the finishing replica's, not overwritten: ${JSON.stringify(after)}`);
+  assert.equal((await fetch(`${stalled.url}/healthz`)).status, 200, 'the resumed replica still serves');
+});

@@ -6,6 +6,7 @@ import { createApp } from '../../src/app/app.js';
 import { loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { Metrics } from '../../src/lib/metrics.js';
+import { Redis } from 'ioredis';
 import { openRedisQueue } from '../../src/queue/redis.js';
 import { openSqliteQueue } from '../../src/queue/sqlite.js';
 import type { Job, JobQueue } from '../../src/queue/types.js';
@@ -176,6 +177,37 @@ for (const backend of backends) {
     await b.succeed(id, 'succeeded', patched(101, []));
     assert.equal(await claimWithin(restarted, 1000), undefined, 'and nobody runs it a third time');
     assert.equal((await b.get(id))?.status, 'succeeded', 'finished once');
+  });
+
+  test(`${backend.name}: a claim is held until it is settled; one that lapsed is not, and letting it go leaves the new holder alone`, async () => {
+    const store = fresh();
+    const [a, b] = [await backend.open(store), await backend.open(store)];
+    const { id } = await a.enqueue(request(7));
+    assert.equal((await a.claim())?.id, id, 'replica a runs it');
+    assert.equal(await a.holds(id), true, 'a holds its claim');
+    assert.equal(await b.holds(id), false, 'b never claimed it');
+    let holder = a;
+    if (backend.name === 'redis') {
+      // As if a stalled past its lock (a blocked event loop): both of its locks lapse, and b takes the job over.
+      const raw = new Redis(redis.url, { lazyConnect: true });
+      await raw.connect();
+      try {
+        const locks = [`${store}:bull:patch-jobs:${id}:lock`, ...(await raw.keys(`${store}:q:lock:*`))];
+        assert.ok(locks.length >= 2, `the job's lock and its digest's lock are there: ${locks.join(', ')}`);
+        await raw.del(...locks);
+      } finally {
+        raw.disconnect();
+      }
+      assert.equal((await claimWithin(b, lockMs * 6))?.id, id, 'b takes it over');
+      assert.equal(await a.holds(id), false, 'a no longer holds it: it must publish nothing');
+      assert.equal(await b.holds(id), true, 'b does');
+      await a.abandon(id);
+      assert.equal(await b.holds(id), true, "a letting go of its lost claim leaves b's alone");
+      holder = b;
+    }
+    await holder.succeed(id, 'succeeded', patched(107, []));
+    assert.equal(await holder.holds(id), false, 'a settled job is held by nobody');
+    assert.equal((await a.get(id))?.status, 'succeeded', 'finished once, by its holder');
   });
 
   test(`${backend.name}: producerOf, newestByDigest/ByTag, lastPatch, attachDigest, patchedImages and settings`, async () => {
