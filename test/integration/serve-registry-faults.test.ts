@@ -274,8 +274,10 @@ for (const backend of backends) {
       if (path === `/v2/${corrupt(backend, 2)}/manifests/${alwaysManifest.digest}`) return hit(30);
       // The first two reads only: the transport's retries (or the job's) get past them.
       if (path === `/v2/${corrupt(backend, 3)}/blobs/${twice.ownLayer}` && occurrence <= 2) return hit(5);
-      // And about one in ten other reads of anything addressed by digest, first attempts only.
-      if (digest && occurrence === 1 && roll('corrupt', key) < 0.1) return hit(Math.floor(roll('at', key) * 200));
+      // And about one in ten other reads of anything addressed by digest, first attempts only; not the image corrupted
+      // twice, whose three attempts those two use up (one more corrupted read could end it dead by chance).
+      const twiceImage = path.startsWith(`/v2/${corrupt(backend, 3)}/`);
+      if (digest && !twiceImage && occurrence === 1 && roll('corrupt', key) < 0.1) return hit(Math.floor(roll('at', key) * 200));
       return undefined;
     });
     const rotation = rotateToxics();
